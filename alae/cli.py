@@ -1,0 +1,126 @@
+"""The `alae` command: `alae train ...`, `alae eval table2 ...`.
+
+A mistake a user can make ends with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import config as config_mod
+from .errors import UserError
+
+MNIST_TRAIN_SIZE = 60_000
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports its errors through UserError (one line, exit 2)."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="alae", description="Adversarial Latent Autoencoders: train, evaluate, draw.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    train = sub.add_parser("train", help="train a model into a run directory, then write its report")
+    train.add_argument("--config", default="mnist-mlp",
+                       help=f"preset name ({', '.join(config_mod.presets())}) or a YAML file")
+    train.add_argument("--out", required=True, type=Path, help="run directory")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, help="training length in passes over the training set")
+    length.add_argument("--kimg", type=float, help="training length in thousands of training images")
+    train.add_argument("--seed", type=int, help="seed of weights, data order and noise")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    train.add_argument("--force", action="store_true", help="delete an existing --out and start over")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. train.lr=0.001 (repeatable)")
+    train.add_argument("--no-report", action="store_true", help="skip Table 2 and the figures after training")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser("eval", help="evaluate trained runs")
+    ev_sub = ev.add_subparsers(dest="protocol", required=True, parser_class=Parser)
+    t2 = ev_sub.add_parser("table2", help="Table 2: 1NN and linear SVM on learned features; runs are trials")
+    t2.add_argument("runs", nargs="+", type=Path, help="run directories (one per trial)")
+    t2.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+
+    rep = sub.add_parser("report", help="(re)write a run's Table 2, figures and loss plot")
+    rep.add_argument("run", type=Path)
+    return parser
+
+
+def resolve_config(args) -> config_mod.Config:
+    from .train import read_config
+
+    if args.resume:
+        if not args.out.is_dir():
+            raise UserError(f"cannot resume: run directory {args.out} does not exist")
+        cfg = read_config(args.out)
+        overrides = list(args.set)
+    else:
+        cfg, overrides = None, list(args.set)
+    if args.epochs is not None:
+        overrides.append(f"train.kimg={args.epochs * MNIST_TRAIN_SIZE / 1000}")
+    if args.kimg is not None:
+        overrides.append(f"train.kimg={args.kimg}")
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    if cfg is None:
+        return config_mod.load(args.config, overrides)
+    for item in overrides:
+        config_mod.apply_override(cfg, item)
+    return config_mod.validate(cfg)
+
+
+def cmd_train(args) -> None:
+    from . import report
+    from .train import train
+
+    if args.resume and args.force:
+        raise UserError("--resume and --force contradict each other: choose one")
+    cfg = resolve_config(args)
+    train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.quiet)
+    print(f"trained {cfg.train.kimg:g} kimg into {args.out}")
+    if not args.no_report and (cfg.report.table2 or cfg.report.figures):
+        report.write(args.out)
+
+
+def cmd_eval(args) -> None:
+    from .report import table2_report
+
+    for run in args.runs:
+        if not run.is_dir():
+            raise UserError(f"run directory not found: {run}")
+    data, md = table2_report(args.runs, log=lambda m: print(m, file=sys.stderr))
+    print(md)
+    if args.json:
+        args.json.write_text(json.dumps(data, indent=2))
+
+
+def cmd_report(args) -> None:
+    from . import report
+
+    if not args.run.is_dir():
+        raise UserError(f"run directory not found: {args.run}")
+    report.write(args.run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        {"train": cmd_train, "eval": cmd_eval, "report": cmd_report}[args.command](args)
+    except UserError as e:
+        print(f"alae: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("alae: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

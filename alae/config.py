@@ -1,0 +1,193 @@
+"""Configuration: dataclasses for model, training and data, YAML presets, CLI overrides.
+
+A preset is a YAML file in `alae/configs/` with the sections `model`, `train` and
+`data`; every key must name a field below, and every value must have the field's type.
+`--set train.lr=0.001` overrides one key; values are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import UserError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "alae"          # "alae" (Algorithm 1) or "ae" (pixel autoencoder baseline of Table 2)
+    net: str = "mlp"            # network family of F, G, E, D
+    latent_size: int = 50       # size of z and w
+    resolution: int = 28        # image side in pixels
+    channels: int = 1           # 1 (grayscale) or 3 (RGB)
+    hidden: int = 1024          # width of the hidden layers of E and G (MLP)
+    f_layers: int = 6           # depth of the mapping F
+    d_layers: int = 3           # depth of the discriminator head D
+    fd_width: int = 0           # width of F and D hidden layers; 0 means latent_size
+    f_lrmul: float = 0.1        # learning-rate multiplier of F's layers
+    d_lrmul: float = 0.1        # learning-rate multiplier of D's layers
+    ae_loss: str = "l2"         # pixel loss of the "ae" baseline: "l1" or "l2"
+
+
+@dataclass
+class TrainConfig:
+    kimg: float = 600.0         # training length in thousands of real images shown
+    batch_size: int = 128       # images per iteration
+    lr: float = 0.002           # Adam learning rate of every optimizer
+    beta1: float = 0.0          # Adam beta1
+    beta2: float = 0.99         # Adam beta2
+    r1_gamma: float = 10.0      # weight of the R1 penalty on real data (step 1)
+    ae_trains_F: bool = False   # let step 3 also update F, as the reference code does
+    ema_kimg: float = 10.0      # EMA half-life in kimg: beta = 0.5 ** (batch / (1000 * ema_kimg))
+    seed: int = 0               # seeds weights, data order and every noise input
+    log_kimg: float = 6.0       # one line of stats.jsonl per this many kimg
+    checkpoint_kimg: float = 60.0  # one checkpoint per this many kimg (and one at the end)
+    keep_checkpoints: int = 3   # how many recent checkpoints to keep
+    threads: int = 0            # torch intra-op threads; 0 keeps torch's default
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "mnist"      # "mnist"
+    root: str = ""              # folder with the idx files; empty uses the bundled copy
+
+
+@dataclass
+class ReportConfig:
+    table2: bool = True         # run the Table 2 protocol at the end of training
+    figures: bool = True        # draw the reconstruction and traversal figures
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    ("model", "kind"): ("alae", "ae"),
+    ("model", "net"): ("mlp",),
+    ("model", "ae_loss"): ("l1", "l2"),
+    ("model", "channels"): (1, 3),
+    ("data", "dataset"): ("mnist",),
+}
+POSITIVE = {
+    ("model", "latent_size"), ("model", "resolution"), ("model", "hidden"),
+    ("model", "f_layers"), ("model", "d_layers"), ("model", "f_lrmul"), ("model", "d_lrmul"),
+    ("train", "kimg"), ("train", "batch_size"), ("train", "lr"), ("train", "ema_kimg"),
+    ("train", "log_kimg"), ("train", "checkpoint_kimg"), ("train", "keep_checkpoints"),
+}
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _coerce(key: str, value, kind):
+    """Return `value` as type `kind`, or raise a UserError naming `key`."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise UserError(f"config key {key}: expected {kind.__name__}, got {value!r}")
+
+
+def _apply(cfg: Config, section: str, name: str, value) -> None:
+    key = f"{section}.{name}"
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    if section not in sections:
+        raise UserError(f"unknown config key {key} (sections: {', '.join(sections)})")
+    obj = getattr(cfg, section)
+    hints = typing.get_type_hints(type(obj))
+    if name not in hints:
+        raise UserError(f"unknown config key {key}")
+    setattr(obj, name, _coerce(key, value, hints[name]))
+
+
+def _merge(cfg: Config, tree: dict, origin: str) -> None:
+    if not isinstance(tree, dict):
+        raise UserError(f"{origin}: a config must be a mapping of sections")
+    for section, values in tree.items():
+        if not isinstance(values, dict):
+            raise UserError(f"config key {section}: expected a mapping of keys, in {origin}")
+        for name, value in values.items():
+            _apply(cfg, section, name, value)
+
+
+def validate(cfg: Config) -> Config:
+    """Check choices and ranges; raise a UserError naming the first bad key."""
+    for (section, name), allowed in CHOICES.items():
+        value = getattr(getattr(cfg, section), name)
+        if value not in allowed:
+            raise UserError(f"config key {section}.{name}: {value!r} is not one of {list(allowed)}")
+    for section, name in POSITIVE:
+        value = getattr(getattr(cfg, section), name)
+        if not value > 0:
+            raise UserError(f"config key {section}.{name}: must be positive, got {value!r}")
+    if not 0.0 <= cfg.train.beta1 < 1.0 or not 0.0 <= cfg.train.beta2 < 1.0:
+        raise UserError("config key train.beta1/train.beta2: Adam betas must lie in [0, 1)")
+    if cfg.train.r1_gamma < 0:
+        raise UserError(f"config key train.r1_gamma: must be >= 0, got {cfg.train.r1_gamma}")
+    if cfg.train.threads < 0:
+        raise UserError(f"config key train.threads: must be >= 0, got {cfg.train.threads}")
+    if cfg.model.net == "mlp" and (cfg.model.resolution, cfg.model.channels) != (28, 1):
+        raise UserError("config key model.resolution: the MLP networks take 28x28 grayscale digits")
+    return cfg
+
+
+def from_dict(tree: dict, origin: str = "config") -> Config:
+    cfg = Config()
+    _merge(cfg, tree, origin)
+    return validate(cfg)
+
+
+def load(name_or_path: str, overrides: list[str] = ()) -> Config:
+    """Build a config from a preset name or a YAML path, then apply `key=value` overrides."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise UserError(f"unknown config preset {name_or_path!r} (presets: {', '.join(presets())})")
+    elif not path.is_file():
+        raise UserError(f"config file not found: {name_or_path}")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    cfg = Config()
+    _merge(cfg, tree, str(path))
+    for item in overrides:
+        apply_override(cfg, item)
+    return validate(cfg)
+
+
+def apply_override(cfg: Config, item: str) -> None:
+    """Apply one `section.key=value` override; the value is read as a YAML scalar."""
+    key, sep, text = item.partition("=")
+    if not sep or "." not in key:
+        raise UserError(f"--set takes section.key=value, got {item!r}")
+    section, _, name = key.partition(".")
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        value = text
+    _apply(cfg, section, name, value)

@@ -1,0 +1,1 @@
+"""Datasets: MNIST idx files (bundled) and their Table 2 splits."""

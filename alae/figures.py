@@ -1,0 +1,111 @@
+"""Figures: image grids for reconstructions (Figure 3) and traversals (Figure 4), the loss plot.
+
+Grids are drawn with Pillow: each row an image strip, a label on its left.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+PAD = 2
+LABEL_WIDTH = 70
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[N, C, H, W] floats in [0, 1] -> [N, H, W, C] uint8 (values outside [0, 1] clipped)."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def grid(rows: list[torch.Tensor], labels: list[str], scale: int = 2) -> Image.Image:
+    """Rows of images (each [N, C, H, W] in [0, 1]) side by side, with a text label per row."""
+    cols = max(len(r) for r in rows)
+    h, w = rows[0].shape[2] * scale, rows[0].shape[3] * scale
+    sheet = Image.new("RGB", (LABEL_WIDTH + cols * (w + PAD) + PAD, len(rows) * (h + PAD) + PAD), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (row, label) in enumerate(zip(rows, labels)):
+        y = PAD + i * (h + PAD)
+        draw.text((4, y + h // 2 - 5), label, fill="black")
+        for j, img in enumerate(to_uint8(row)):
+            tile = Image.fromarray(img.squeeze(2) if img.shape[2] == 1 else img).resize((w, h), Image.NEAREST)
+            sheet.paste(tile.convert("RGB"), (LABEL_WIDTH + PAD + j * (w + PAD), y))
+    return sheet
+
+
+def reconstructions(model, images: torch.Tensor) -> Image.Image:
+    """Figure 3: a row of test digits and the row of their reconstructions G(E(x))."""
+    return grid([images, model.reconstruct(images)], ["input", "G(E(x))"])
+
+
+def invert_F(model, w: torch.Tensor, steps: int = 500, lr: float = 0.05) -> tuple[torch.Tensor, float]:
+    """z with F(z) close to w, by Adam on ||F(z) - w||^2 (F has no closed-form inverse).
+
+    Returns z and the final mean squared residual relative to the mean squared w.
+    """
+    z = torch.randn(w.shape, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    for _ in range(steps):
+        loss = (model.F(z) - w).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        residual = ((model.F(z) - w).pow(2).mean() / w.pow(2).mean()).item()
+    return z.detach(), residual
+
+
+def lerp_rows(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+    """[pairs, steps, dim]: straight lines from a to b."""
+    t = torch.linspace(0, 1, steps)[None, :, None]
+    return a[:, None] + t * (b - a)[:, None]
+
+
+def traversals(model, a: torch.Tensor, b: torch.Tensor, steps: int = 9) -> tuple[Image.Image, float]:
+    """Figure 4: for pairs of encoded test digits, G(F(z)) along a line in z, and G(w) along a line in w.
+
+    The w end points are E(a) and E(b); the z end points are found by inverting F. Returns
+    the figure and the relative residual of that inversion.
+    """
+    wa, wb = model.encode(a), model.encode(b)
+    rows, labels = [], []
+    with torch.enable_grad():
+        za, res_a = invert_F(model, wa)
+        zb, res_b = invert_F(model, wb)
+    z_path, w_path = lerp_rows(za, zb, steps), lerp_rows(wa, wb, steps)
+    for i in range(len(a)):
+        rows.append(model.decode(model.map(z_path[i])))
+        labels.append(f"pair {i + 1}: z")
+        rows.append(model.decode(w_path[i]))
+        labels.append(f"pair {i + 1}: w")
+    return grid(rows, labels), max(res_a, res_b)
+
+
+def w_traversals(model, a: torch.Tensor, b: torch.Tensor, steps: int = 9) -> Image.Image:
+    """Traversals in w only, for a pixel autoencoder (which has no z)."""
+    w_path = lerp_rows(model.encode(a), model.encode(b), steps)
+    return grid([model.decode(p) for p in w_path], [f"pair {i + 1}: w" for i in range(len(a))])
+
+
+def loss_plot(stats_file: Path, out: Path) -> None:
+    """Training losses against kimg from stats.jsonl, one panel per loss."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in Path(stats_file).read_text().splitlines() if line.strip()]
+    keys = [k for k in rows[0] if k not in ("kimg", "step", "img_per_s")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
+    kimg = [r["kimg"] for r in rows]
+    for ax, key in zip(axes[0], keys):
+        ax.plot(kimg, [r[key] for r in rows])
+        ax.set_title(key)
+        ax.set_xlabel("kimg")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

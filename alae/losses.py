@@ -1,0 +1,91 @@
+"""The three updates of one ALAE iteration (Algorithm 1) and the pixel-AE baseline step.
+
+With f = softplus (non-saturating loss) and gamma the R1 weight:
+  1. E, D:  f(D(E(G(F(z))))) + f(-D(E(x))) + gamma/2 * ||grad_x D(E(x))||^2
+  2. F, G:  f(-D(E(G(F(z)))))
+  3. E, G:  ||F(z) - E(G(F(z)))||^2   (latent reciprocity; F too if `ae_trains_F`)
+
+`opt_ED` holds E and D, `opt_FG` holds F and G (as the reference code); step 3 steps
+both, and Adam skips every parameter that received no gradient, so each step moves
+only its own networks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as nnf
+from torch import nn
+
+
+@contextlib.contextmanager
+def frozen(*nets: nn.Module):
+    """Let gradients flow through `nets` to their inputs without accumulating on their weights."""
+    params = [p for net in nets for p in net.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+def r1_penalty(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample ||grad_x logit||^2 on real data (Mescheder et al. 2018), graph kept for backward."""
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return grad.pow(2).reshape(grad.shape[0], -1).sum(dim=1)
+
+
+def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float) -> dict[str, float]:
+    """Step 1: update E and D to tell real x from generated G(F(z)), with R1 on real data."""
+    with torch.no_grad():
+        fake = model.G(model.F(z))
+    x = x.detach().requires_grad_(r1_gamma > 0)
+    real_logits = model.D(model.E(x))
+    fake_logits = model.D(model.E(fake))
+    loss = nnf.softplus(fake_logits) + nnf.softplus(-real_logits)
+    r1 = r1_penalty(real_logits, x) if r1_gamma > 0 else torch.zeros_like(loss)
+    total = (loss + 0.5 * r1_gamma * r1).mean()
+    opt_ED.zero_grad(set_to_none=True)
+    total.backward()
+    opt_ED.step()
+    return {"loss_d": loss.mean().item(), "r1": r1.mean().item()}
+
+
+def g_step(model, opt_FG, z: torch.Tensor) -> dict[str, float]:
+    """Step 2: update F and G so that D∘E takes G(F(z)) for real."""
+    with frozen(model.E, model.D):
+        loss = nnf.softplus(-model.D(model.E(model.G(model.F(z))))).mean()
+        opt_FG.zero_grad(set_to_none=True)
+        loss.backward()
+    opt_FG.step()
+    return {"loss_g": loss.item()}
+
+
+def ae_step(model, opt_ED, opt_FG, z: torch.Tensor, trains_F: bool) -> dict[str, float]:
+    """Step 3: update E and G so that E(G(w)) gives back w = F(z) (latent autoencoding)."""
+    if trains_F:
+        w = model.F(z)
+    else:
+        with torch.no_grad():
+            w = model.F(z)
+    loss = (model.E(model.G(w)) - w.detach()).pow(2).mean()
+    opt_ED.zero_grad(set_to_none=True)
+    opt_FG.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_ED.step()
+    opt_FG.step()
+    return {"loss_ae": loss.item()}
+
+
+def pixel_step(model, opt, x: torch.Tensor, kind: str) -> dict[str, float]:
+    """The AE baseline of Table 2: update E and G on |x - G(E(x))| (L1) or its square (L2)."""
+    diff = model.G(model.E(x)) - x
+    loss = diff.abs().mean() if kind == "l1" else diff.pow(2).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss_pixel": loss.item()}

@@ -1,0 +1,99 @@
+"""ALAE: the four networks F, G, E, D (section 4) and what a user does with a trained model.
+
+Training code uses the networks directly (`model.F(z)`, `model.E(x)`, ...). The methods
+`encode`, `decode`, `generate` and `reconstruct` are the inference API returned by
+`alae.load`: no gradients, in batches, on the model's device, images in [0, 1].
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import checkpoint
+from .config import ModelConfig, from_dict
+from .errors import UserError
+from .nets import mlp
+
+INFERENCE_BATCH = 1024
+
+
+class ALAE(nn.Module):
+    """F: z -> w, G: w -> x, E: x -> w, D: w -> logit. The "ae" kind has only E and G."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = copy.deepcopy(cfg)
+        width = cfg.fd_width or cfg.latent_size
+        self.E = mlp.EncoderE(cfg.latent_size, cfg.hidden)
+        self.G = mlp.GeneratorG(cfg.latent_size, cfg.hidden, cfg.resolution)
+        if cfg.kind == "alae":
+            self.F = mlp.MappingF(cfg.latent_size, cfg.f_layers, width, cfg.f_lrmul)
+            self.D = mlp.DiscriminatorD(cfg.latent_size, cfg.d_layers, width, cfg.d_lrmul)
+        else:
+            self.F = self.D = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _batched(self, fn, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([fn(chunk.to(self.device)) for chunk in x.split(INFERENCE_BATCH)])
+
+    @staticmethod
+    def as_images(x) -> torch.Tensor:
+        """Images as float in [0, 1]; uint8 input is divided by 255."""
+        x = torch.as_tensor(x)
+        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+    def encode(self, x) -> torch.Tensor:
+        """Images [N, C, H, W] (or [N, H, W]) in [0, 1] -> w [N, latent]."""
+        return self._batched(self.E, self.as_images(x))
+
+    def features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images -> (short w, long penultimate activations), the features of Table 2."""
+        x = self.as_images(x)
+        with torch.no_grad():
+            pairs = [self.E.features(chunk.to(self.device)) for chunk in x.split(INFERENCE_BATCH)]
+        return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+
+    def decode(self, w: torch.Tensor) -> torch.Tensor:
+        """w [N, latent] -> images [N, C, H, W], as G outputs them (not clipped)."""
+        return self._batched(self.G, torch.as_tensor(w).float())
+
+    def reconstruct(self, x) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def sample_z(self, n: int, seed: int | None = None) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return torch.randn(n, self.cfg.latent_size, generator=gen)
+
+    def map(self, z: torch.Tensor) -> torch.Tensor:
+        """z -> w through F."""
+        self._require_F("map z to w")
+        return self._batched(self.F, torch.as_tensor(z).float())
+
+    def generate(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """n images G(F(z)) with z ~ N(0, I) drawn from `seed`."""
+        return self.decode(self.map(self.sample_z(n, seed)))
+
+    def _require_F(self, what: str) -> None:
+        if self.F is None:
+            raise UserError(f"cannot {what}: a pixel autoencoder run has no mapping F (use an ALAE run)")
+
+
+def load(run, device: str | torch.device = "cpu") -> ALAE:
+    """The EMA model of a run directory (its newest checkpoint) or of one checkpoint file."""
+    path = Path(run)
+    if path.is_dir():
+        path = checkpoint.latest(path)
+    elif not path.exists():
+        raise UserError(f"run directory not found: {run}")
+    tensors, meta = checkpoint.load(path)
+    model = ALAE(from_dict(meta["config"], str(path)).model)
+    checkpoint.load_into(model, tensors, "ema.", path)
+    return model.to(device).eval().requires_grad_(False)

@@ -1,0 +1,1 @@
+"""Network families for F, G, E, D."""

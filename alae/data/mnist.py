@@ -41,6 +41,12 @@ def load(split: str, root: str = "") -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def sw_indices(n: int = 60_000) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into the official train set of the SW train (first 50k) and test (last 10k) parts."""
+    order = np.random.default_rng(SW_SEED).permutation(n)
+    return order[:n - 10_000], order[n - 10_000:]
+
+
 def table2_split(protocol: str, root: str = "") -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The train/test sets of Table 2 (section 7.1).
 
@@ -52,7 +58,6 @@ def table2_split(protocol: str, root: str = "") -> dict[str, tuple[np.ndarray, n
     if protocol == "DW":
         return {"train": train, "test": load("test", root)}
     if protocol == "SW":
-        order = np.random.default_rng(SW_SEED).permutation(len(train[0]))
-        tr, te = order[:50_000], order[50_000:]
+        tr, te = sw_indices(len(train[0]))
         return {"train": (train[0][tr], train[1][tr]), "test": (train[0][te], train[1][te])}
     raise UserError(f"unknown Table 2 protocol {protocol!r} (SW or DW)")

@@ -1,0 +1,23 @@
+"""Shared fixtures: tiny configs that train in seconds on a CPU."""
+
+import pytest
+import torch
+
+from alae import config
+from alae.model import ALAE
+
+TINY = ["model.hidden=32", "model.latent_size=8", "train.batch_size=16", "train.log_kimg=0.064",
+        "train.checkpoint_kimg=0.256", "report.table2=false", "report.figures=false"]
+
+
+@pytest.fixture
+def tiny_cfg():
+    def make(preset: str = "mnist-mlp", *extra: str) -> config.Config:
+        return config.load(preset, TINY + list(extra))
+    return make
+
+
+@pytest.fixture
+def tiny_model(tiny_cfg):
+    torch.manual_seed(0)
+    return ALAE(tiny_cfg().model)

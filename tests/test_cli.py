@@ -1,0 +1,66 @@
+"""The command line: user mistakes give one line on stderr and exit status 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from alae.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["eval", "table2", "no/such/run"], "run directory not found: no/such/run"),
+    (["report", "no/such/run"], "run directory not found"),
+    (["train", "--out", "x", "--config", "no-such-preset"], "unknown config preset 'no-such-preset'"),
+    (["train", "--out", "x", "--set", "train.no_such_key=1"], "unknown config key train.no_such_key"),
+    (["train", "--out", "x", "--set", "model.latent_size=big"], "config key model.latent_size: expected int"),
+    (["train", "--out", "x", "--set", "train.lr=-1"], "config key train.lr: must be positive"),
+    (["train", "--out", "x", "--set", "model.kind=vae"], "config key model.kind: 'vae' is not one of"),
+    (["train", "--out", "x", "--set", "lr"], "--set takes section.key=value"),
+    (["train", "--out", "x", "--resume"], "cannot resume: run directory x does not exist"),
+    (["train", "--out", "x", "--epochs", "1", "--kimg", "2"], "not allowed with argument"),
+    (["train"], "the following arguments are required: --out"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_user_errors_are_one_line_with_exit_2(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("alae: error: ")
+    assert message in err
+
+
+def test_config_file_errors_name_the_key(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  latent_size: 8\n  widht: 3\n")
+    code, err = run_cli(capsys, "train", "--out", str(tmp_path / "r"), "--config", str(bad))
+    assert code == 2 and "unknown config key model.widht" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_console_script_runs_and_fails_cleanly(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "alae", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "train" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "alae", "eval", "table2", str(tmp_path / "missing")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == f"alae: error: run directory not found: {tmp_path / 'missing'}"
+
+
+def test_train_then_eval_through_the_cli(capsys, tmp_path):
+    from tests.conftest import TINY
+    out = tmp_path / "run"
+    sets = [a for s in TINY for a in ("--set", s)]
+    assert main(["train", "--out", str(out), "--kimg", "0.064", "--quiet", *sets]) == 0
+    assert (out / "config.yaml").is_file() and (out / "stats.jsonl").is_file()
+    code, err = run_cli(capsys, "train", "--out", str(out), "--kimg", "0.064", "--quiet", *sets)
+    assert code == 2 and "--resume" in err
+    assert main(["train", "--out", str(out), "--resume", "--kimg", "0.128", "--quiet"]) == 0
+    import alae
+    assert alae.load(out).cfg.latent_size == 8

@@ -1,0 +1,100 @@
+"""The training loop: it learns, it logs, and a resumed run equals an uninterrupted one."""
+
+import json
+
+import pytest
+import torch
+
+from alae import checkpoint
+from alae.errors import UserError
+from alae.train import DataStream, train
+
+
+def read_stats(run):
+    return [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+
+
+def test_short_training_lowers_latent_error_with_finite_losses(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("mnist-mlp", "train.kimg=1.6", "train.log_kimg=0.32")
+    train(cfg, tmp_path / "run", progress=False)
+    rows = read_stats(tmp_path / "run")
+    assert len(rows) == 5
+    for row in rows:
+        assert all(torch.isfinite(torch.tensor(row[k])) for k in ("loss_d", "loss_g", "loss_ae", "r1"))
+    assert rows[-1]["loss_ae"] < 0.5 * rows[0]["loss_ae"]
+
+
+def test_pixel_autoencoder_lowers_reconstruction_error(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("mnist-ae-l2", "train.kimg=1.6", "train.log_kimg=0.32")
+    train(cfg, tmp_path / "run", progress=False)
+    rows = read_stats(tmp_path / "run")
+    assert rows[-1]["loss_pixel"] < 0.7 * rows[0]["loss_pixel"]
+
+
+def full_state(trainer):
+    state = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
+    state |= {f"ema.{k}": v for k, v in trainer.ema.state_dict().items()}
+    for name, opt in trainer.optimizers.items():
+        tensors, groups = checkpoint.optimizer_tensors(opt, f"opt.{name}.")
+        state |= tensors
+        state[f"groups.{name}"] = groups
+    state["rng.z"] = trainer.z_gen.get_state()
+    return state
+
+
+@pytest.mark.parametrize("preset", ["mnist-mlp", "mnist-ae-l1"])
+def test_resume_equals_uninterrupted_run(tiny_cfg, tmp_path, preset):
+    # 0.64 kimg at batch 16 is 40 steps; 0.32 kimg is 20
+    straight = train(tiny_cfg(preset, "train.kimg=0.64"), tmp_path / "straight", progress=False)
+    train(tiny_cfg(preset, "train.kimg=0.32"), tmp_path / "split", progress=False)
+    resumed = train(tiny_cfg(preset, "train.kimg=0.64"), tmp_path / "split", resume=True, progress=False)
+    assert resumed.images_seen == straight.images_seen == 640
+    a, b = full_state(straight), full_state(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        if key.startswith("groups."):
+            assert a[key] == b[key], key
+        else:
+            assert torch.equal(a[key], b[key]), key
+    # the log of the resumed run has one line per interval, none repeated
+    assert [r["kimg"] for r in read_stats(tmp_path / "split")] == [r["kimg"] for r in read_stats(tmp_path / "straight")]
+
+
+def test_existing_run_is_never_overwritten_without_force(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("mnist-mlp", "train.kimg=0.032")
+    train(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(UserError, match="--resume .* --force"):
+        train(cfg, tmp_path / "run", progress=False)
+    train(cfg, tmp_path / "run", force=True, progress=False)
+
+
+def test_resume_refuses_a_different_architecture(tiny_cfg, tmp_path):
+    train(tiny_cfg("mnist-mlp", "train.kimg=0.032"), tmp_path / "run", progress=False)
+    with pytest.raises(UserError, match="model.latent_size"):
+        train(tiny_cfg("mnist-mlp", "train.kimg=0.064", "model.latent_size=4"), tmp_path / "run",
+              resume=True, progress=False)
+
+
+def test_data_stream_is_a_permutation_per_epoch_and_deterministic():
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1).expand(10, 2, 2).numpy()
+    stream = DataStream(images, seed=3)
+    seen = torch.cat([stream.batch(p, 4) for p in (0, 4, 8, 12, 16)])[:, 0, 0, 0] * 255
+    assert sorted(seen[:10].round().long().tolist()) == list(range(10))
+    assert sorted(seen[10:20].round().long().tolist()) == list(range(10))
+    assert not torch.equal(seen[:10], seen[10:20])
+    again = DataStream(images, seed=3).batch(6, 8)
+    assert torch.equal(again, torch.cat([stream.batch(6, 4), stream.batch(10, 4)]))
+
+
+def test_trainer_checkpoint_roundtrip_loads_ema_model(tiny_cfg, tmp_path):
+    import alae
+    trainer = train(tiny_cfg("mnist-mlp", "train.kimg=0.064"), tmp_path / "run", progress=False)
+    model = alae.load(tmp_path / "run")
+    for k, v in trainer.ema.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+    x = torch.rand(5, 1, 28, 28)
+    w = model.encode(x)
+    assert w.shape == (5, 8)
+    assert model.decode(w).shape == (5, 1, 28, 28)
+    assert torch.equal(model.generate(3, seed=1), model.generate(3, seed=1))
+    assert not torch.equal(model.generate(3, seed=1), model.generate(3, seed=2))

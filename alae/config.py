@@ -32,6 +32,7 @@ class ModelConfig:
     fd_width: int = 0           # width of F and D hidden layers; 0 means latent_size
     f_lrmul: float = 0.1        # learning-rate multiplier of F's layers
     d_lrmul: float = 0.1        # learning-rate multiplier of D's layers
+    d_nonlinear: bool = True    # leaky ReLU between D's layers; false: D linear in w (reference code)
     ae_loss: str = "l2"         # pixel loss of the "ae" baseline: "l1" or "l2"
 
 
@@ -50,6 +51,7 @@ class TrainConfig:
     checkpoint_kimg: float = 60.0  # one checkpoint per this many kimg (and one at the end)
     keep_checkpoints: int = 3   # how many recent checkpoints to keep
     threads: int = 0            # torch intra-op threads; 0 keeps torch's default
+    device: str = "auto"        # "auto" (cuda if available), "cpu", "cuda" or "cuda:N"
 
 
 @dataclass
@@ -149,6 +151,8 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"config key train.r1_gamma: must be >= 0, got {cfg.train.r1_gamma}")
     if cfg.train.threads < 0:
         raise UserError(f"config key train.threads: must be >= 0, got {cfg.train.threads}")
+    if not (cfg.train.device in ("auto", "cpu", "cuda") or cfg.train.device.startswith("cuda:")):
+        raise UserError(f"config key train.device: {cfg.train.device!r} is not auto, cpu, cuda or cuda:N")
     if cfg.model.net == "mlp" and (cfg.model.resolution, cfg.model.channels) != (28, 1):
         raise UserError("config key model.resolution: the MLP networks take 28x28 grayscale digits")
     return cfg

@@ -32,7 +32,7 @@ class ALAE(nn.Module):
         self.G = mlp.GeneratorG(cfg.latent_size, cfg.hidden, cfg.resolution)
         if cfg.kind == "alae":
             self.F = mlp.MappingF(cfg.latent_size, cfg.f_layers, width, cfg.f_lrmul)
-            self.D = mlp.DiscriminatorD(cfg.latent_size, cfg.d_layers, width, cfg.d_lrmul)
+            self.D = mlp.DiscriminatorD(cfg.latent_size, cfg.d_layers, width, cfg.d_lrmul, cfg.d_nonlinear)
         else:
             self.F = self.D = None
 

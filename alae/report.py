@@ -39,11 +39,15 @@ def table2_report(runs: list[Path], log=print) -> tuple[dict, str]:
     return data, table2.markdown(summary, names, kind, notes)
 
 
+def digit_indices(labels: np.ndarray, n: int, offset: int = 0) -> list[int]:
+    """Indices of n digits of classes offset, offset + 1, ... (mod 10), each the (offset // 10)-th of its class."""
+    return [int(np.flatnonzero(labels == (offset + i) % 10)[offset // 10]) for i in range(n)]
+
+
 def test_digits(root: str, n: int, offset: int = 0) -> torch.Tensor:
-    """n official test digits of distinct classes where possible, as [n, 1, 28, 28] floats."""
+    """n official test digits (see `digit_indices`) as [n, 1, 28, 28] floats in [0, 1]."""
     images, labels = mnist.load("test", root)
-    picks = [int(np.flatnonzero(labels == (offset + i) % 10)[offset // 10]) for i in range(n)]
-    return torch.from_numpy(images[picks].astype(np.float32) / 255.0).unsqueeze(1)
+    return torch.from_numpy(images[digit_indices(labels, n, offset)].astype(np.float32) / 255.0).unsqueeze(1)
 
 
 def write(run: Path, log=print) -> None:

@@ -30,11 +30,19 @@ CONFIG_FILE = "config.yaml"
 STATS_FILE = "stats.jsonl"
 
 
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"config key train.device: {name} asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
 class DataStream:
     """Real images in a fixed order: stream position p is image perm_(p // N)[p % N]."""
 
-    def __init__(self, images: np.ndarray, seed: int):
-        self.images = torch.from_numpy(np.ascontiguousarray(images).copy()).unsqueeze(1)  # uint8 [N, 1, H, W]
+    def __init__(self, images: np.ndarray, seed: int, device: torch.device):
+        self.images = torch.from_numpy(images.copy()).unsqueeze(1).to(device)  # uint8 [N, 1, H, W]
         self.seed = seed
         self._epoch, self._perm = -1, None
 
@@ -52,7 +60,7 @@ class DataStream:
         for k in epoch.unique().tolist():
             here = epoch == k
             idx[here] = self._permutation(k)[pos[here] % n]
-        return self.images[idx].float() / 255.0
+        return self.images[idx.to(self.images.device)].float() / 255.0
 
 
 def training_images(cfg: Config) -> np.ndarray:
@@ -93,8 +101,9 @@ class Trainer:
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
+        self.device = resolve_device(t.device)
         torch.manual_seed(t.seed)
-        self.model = ALAE(cfg.model)
+        self.model = ALAE(cfg.model).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.ema_beta = 0.5 ** (t.batch_size / (1000.0 * t.ema_kimg))
         adam = dict(lr=t.lr, betas=(t.beta1, t.beta2))
@@ -107,7 +116,7 @@ class Trainer:
         else:
             self.optimizers = {"EG": torch.optim.Adam([*m.E.parameters(), *m.G.parameters()], **adam)}
         self.z_gen = torch.Generator().manual_seed(t.seed + 1)
-        self.stream = DataStream(training_images(cfg), t.seed)
+        self.stream = DataStream(training_images(cfg), t.seed, self.device)
         self.images_seen = 0
 
     # -- one iteration -------------------------------------------------------------
@@ -115,15 +124,19 @@ class Trainer:
         t, m = self.cfg.train, self.model
         x = self.stream.batch(self.images_seen, t.batch_size)
         if self.cfg.model.kind == "alae":
-            z = lambda: torch.randn(t.batch_size, self.cfg.model.latent_size, generator=self.z_gen)  # noqa: E731
-            stats = d_step(m, self.optimizers["ED"], x, z(), t.r1_gamma)
-            stats |= g_step(m, self.optimizers["FG"], z())
-            stats |= ae_step(m, self.optimizers["ED"], self.optimizers["FG"], z(), t.ae_trains_F)
+            stats = d_step(m, self.optimizers["ED"], x, self.sample_z(), t.r1_gamma)
+            stats |= g_step(m, self.optimizers["FG"], self.sample_z())
+            stats |= ae_step(m, self.optimizers["ED"], self.optimizers["FG"], self.sample_z(), t.ae_trains_F)
         else:
             stats = pixel_step(m, self.optimizers["EG"], x, self.cfg.model.ae_loss)
         self.update_ema()
         self.images_seen += t.batch_size
         return stats
+
+    def sample_z(self) -> torch.Tensor:
+        """z ~ N(0, I), drawn on the CPU so that a run sees the same noise on any device."""
+        z = torch.randn(self.cfg.train.batch_size, self.cfg.model.latent_size, generator=self.z_gen)
+        return z.to(self.device)
 
     def update_ema(self) -> None:
         with torch.no_grad():
@@ -203,6 +216,9 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
     log, stats_path = StatsLog(run / STATS_FILE), run / STATS_FILE
     truncate_stats(stats_path, trainer.images_seen)
     log_every, ckpt_every = int(t.log_kimg * 1000), int(t.checkpoint_kimg * 1000)
+    if progress:
+        print(f"training {cfg.model.kind} ({cfg.model.net}) for {t.kimg:g} kimg "
+              f"({total / len(trainer.stream.images):.1f} epochs) into {run}; the bar shows the time left")
     last_saved = trainer.images_seen if resume else None
     bar = tqdm(total=total, initial=min(trainer.images_seen, total), unit="img", unit_scale=True,
                disable=not progress, desc=f"{cfg.model.kind} {run.name}", dynamic_ncols=True)

@@ -18,12 +18,19 @@ from alae import config
 from alae.train import Trainer
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(device)
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
@@ -39,13 +46,15 @@ def main() -> None:
     flops = sum(event.flops for event in prof.events() if event.flops)
     for _ in range(5):
         trainer.step()
+    synchronize(trainer.device)
     t0 = time.perf_counter()
     for _ in range(args.iterations):
         trainer.step()
+    synchronize(trainer.device)
     seconds = (time.perf_counter() - t0) / args.iterations
-    peak = matmul_gflops()
+    peak = matmul_gflops(trainer.device)
     achieved = flops / seconds / 1e9
-    print(f"threads: {torch.get_num_threads()}, preset {args.preset}, batch 128")
+    print(f"device {trainer.device}, threads {torch.get_num_threads()}, preset {args.preset}, batch 128")
     print(f"iteration: {seconds * 1000:.1f} ms, {128 / seconds:.0f} images/s")
     print(f"FLOPs per iteration: {flops / 1e9:.2f} GFLOP ({flops / 128 / 1e6:.1f} MFLOP per image)")
     print(f"achieved: {achieved:.1f} GFLOP/s; 2048^3 fp32 matmul: {peak:.1f} GFLOP/s; ratio {achieved / peak:.2f}")

@@ -71,3 +71,13 @@ def test_d_step_loss_is_softplus_terms_plus_half_gamma_r1(tiny_model):
     stats = d_step(tiny_model, opt_ED, x, z, 10.0)
     assert stats["loss_d"] == pytest.approx(expected, rel=1e-5)
     assert stats["r1"] > 0
+
+
+def test_linear_discriminator_option_makes_D_affine_in_w(tiny_cfg):
+    from alae.model import ALAE
+    torch.manual_seed(0)
+    D = ALAE(tiny_cfg("mnist-mlp", "model.d_nonlinear=false").model).D
+    a, b = torch.randn(4, 8), torch.randn(4, 8)
+    assert torch.allclose(D(a + b) - D(b), D(a) - D(torch.zeros(4, 8)), atol=1e-5)
+    D_nl = ALAE(tiny_cfg().model).D
+    assert not torch.allclose(D_nl(a + b) - D_nl(b), D_nl(a) - D_nl(torch.zeros(4, 8)), atol=1e-3)

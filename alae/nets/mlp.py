@@ -23,15 +23,18 @@ class MLP(nn.Module):
         sizes: list[int],           # [in, hidden..., out]
         lrmul: float = 1.0,         # learning-rate multiplier of every layer
         activate_last: bool = False,  # leaky ReLU on the output too
+        activate_hidden: bool = True,  # leaky ReLU between layers (False: a product of linear maps)
     ):
         super().__init__()
         self.layers = nn.ModuleList(EqualLinear(a, b, lrmul) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.activate_last = activate_last
+        self.activate_last, self.activate_hidden = activate_last, activate_hidden
 
     def forward(self, x: torch.Tensor, return_hidden: bool = False):
         *body, last = self.layers
         for layer in body:
-            x = leaky_relu(layer(x))
+            x = layer(x)
+            if self.activate_hidden:
+                x = leaky_relu(x)
         hidden = x
         x = last(x)
         if self.activate_last:
@@ -52,11 +55,15 @@ class MappingF(nn.Module):
 
 
 class DiscriminatorD(nn.Module):
-    """D: w -> real/fake logit; the GAN discriminator is D∘E (section 4)."""
+    """D: w -> real/fake logit; the GAN discriminator is D∘E (section 4).
 
-    def __init__(self, latent_size: int, layers: int, width: int, lrmul: float):
+    With `nonlinear=False` its layers have no activation between them, as in the
+    reference code, so that D is a linear read-out of w.
+    """
+
+    def __init__(self, latent_size: int, layers: int, width: int, lrmul: float, nonlinear: bool = True):
         super().__init__()
-        self.mlp = MLP([latent_size] + [width] * (layers - 1) + [1], lrmul)
+        self.mlp = MLP([latent_size] + [width] * (layers - 1) + [1], lrmul, activate_hidden=nonlinear)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return self.mlp(w).squeeze(1)

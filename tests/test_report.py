@@ -1,0 +1,35 @@
+"""A finished run gets its figures; F is inverted for the z traversals of Figure 4."""
+
+import torch
+from PIL import Image
+
+from alae import figures, report
+from alae.train import train
+
+
+def test_report_draws_reconstructions_traversals_and_losses(tiny_cfg, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg("mnist-mlp", "train.kimg=0.128", "report.figures=true"), run, progress=False)
+    report.write(run, log=lambda m: None)
+    for name in ("reconstructions.png", "traversals.png", "losses.png"):
+        assert (run / name).is_file(), name
+    rec = Image.open(run / "reconstructions.png")
+    assert rec.height == 2 * (56 + figures.PAD) + figures.PAD  # two rows of 28x28 digits drawn at 2x
+    trav = Image.open(run / "traversals.png")
+    assert trav.height == 2 * report.TRAVERSAL_PAIRS * (56 + figures.PAD) + figures.PAD
+    assert not (run / "table2.md").exists()  # report.table2 is off in the tiny config
+
+
+def test_invert_F_finds_z_whose_image_is_w(tiny_model):
+    w = tiny_model.F(torch.randn(3, 8)).detach()
+    z, residual = figures.invert_F(tiny_model, w, steps=400)
+    assert residual < 1e-2
+    assert torch.allclose(tiny_model.F(z), w, atol=0.1 * w.abs().max().item())
+
+
+def test_figure_digits_are_one_per_class_and_pairs_differ():
+    from alae.data import mnist
+    _, labels = mnist.load("test")
+    assert labels[report.digit_indices(labels, 10)].tolist() == list(range(10))
+    a, b = report.digit_indices(labels, 4), report.digit_indices(labels, 4, offset=15)
+    assert labels[b].tolist() == [5, 6, 7, 8] and not set(a) & set(b)

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model into a run directory, then write its report")
     train.add_argument("--config", default="mnist-mlp",
-                       help=f"preset name ({', '.join(config_mod.presets())}) or a YAML file")
+                       help=f"preset name ({', '.join(config_mod.presets())}) or a YAML file; "
+                            "with --resume the run's own config is used")
     train.add_argument("--out", required=True, type=Path, help="run directory")
     length = train.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=float, help="training length in passes over the training set")

@@ -157,10 +157,11 @@ class Trainer:
 
     def restore(self, path: Path) -> None:
         tensors, meta = checkpoint.load(path)
-        saved = meta["config"]["model"]
-        if saved != self.cfg.to_dict()["model"]:
-            diff = [k for k in saved if saved[k] != getattr(self.cfg.model, k, None)]
-            raise UserError(f"cannot resume from {path}: model config differs in model.{diff[0]}")
+        saved, wanted = meta["config"]["model"], self.cfg.to_dict()["model"]
+        differ = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+        if differ:
+            raise UserError(f"cannot resume from {path}: model config differs in model.{differ[0]} "
+                            f"(checkpoint {saved.get(differ[0])!r}, now {wanted.get(differ[0])!r})")
         checkpoint.load_into(self.model, tensors, "model.", path)
         checkpoint.load_into(self.ema, tensors, "ema.", path)
         for name, opt in self.optimizers.items():

@@ -50,3 +50,70 @@ def leaky_relu(x: torch.Tensor) -> torch.Tensor:
 def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Normalise each vector to unit root-mean-square (StyleGAN's input to F)."""
     return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
+
+
+class EqualConv2d(nn.Module):
+    """A 2-D convolution with run-time He scaling ('same' padding, stride 1)."""
+
+    def __init__(
+        self,
+        in_channels: int,           # input feature maps
+        out_channels: int,          # output feature maps
+        kernel_size: int,           # odd square kernel
+        gain: float = HE_GAIN,      # output scale at initialisation for unit-variance inputs
+        bias: bool = True,          # add a learned per-channel bias
+    ):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_scale = gain / math.sqrt(in_channels * kernel_size * kernel_size)
+        self.padding = kernel_size // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nnf.conv2d(x, self.weight * self.weight_scale, self.bias, padding=self.padding)
+
+
+class Blur(nn.Module):
+    """Low-pass filter [1, 2, 1] x [1, 2, 1] / 16, per channel (StyleGAN's anti-aliasing)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (k[:, None] * k[None, :]) / 16.0
+        self.register_buffer("kernel", kernel.expand(channels, 1, 3, 3).contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nnf.conv2d(x, self.kernel, padding=1, groups=x.shape[1])
+
+
+class NoiseInput(nn.Module):
+    """Per-pixel Gaussian noise scaled by a learned per-channel weight (StyleGAN, section 5)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+        return x + self.weight * noise
+
+
+def upsample(x: torch.Tensor) -> torch.Tensor:
+    return nnf.interpolate(x, scale_factor=2, mode="nearest")
+
+
+def downsample(x: torch.Tensor) -> torch.Tensor:
+    return nnf.avg_pool2d(x, 2)
+
+
+def instance_norm_style(x: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Instance norm that also returns what it removed: the style [mean; std] per channel (eq. 9)."""
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    std = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).add(eps).sqrt()
+    return (x - mean) / std, torch.cat([mean, std], dim=1).flatten(1)
+
+
+def adain(x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """AdaIN on a normalised map: x * (1 + y_s) + y_b, with style = [y_s; y_b] per channel."""
+    scale, shift = style.view(style.shape[0], 2, x.shape[1], 1, 1).unbind(1)
+    return x * (1 + scale) + shift

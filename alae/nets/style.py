@@ -1,0 +1,138 @@
+"""StyleALAE's G and E (section 5), grown progressively from 4x4.
+
+G is StyleGAN's synthesis network: a learned constant 4x4 input, then per level an
+upsampling 3x3 convolution with blur, per-pixel noise, bias, leaky ReLU, instance norm
+and AdaIN, twice, each time with its own style input; a to-RGB layer per level lets a
+new level fade in. E mirrors G: after each layer an instance norm takes the per-channel
+mean and standard deviation as that layer's style, the styles are mapped by learned
+linear maps and summed into w (eq. 9); a from-RGB layer per level.
+
+Levels count from 0 (4x4) to `levels - 1` (4 * 2 ** (levels - 1)). At level L with blend
+b < 1, G's output is lerp(upsample(to_rgb_{L-1}), to_rgb_L, b) and E's input path is
+lerp(from_rgb_{L-1}(downsample(x)), block_L(from_rgb_L(x)), b), with block L's styles
+weighted by b: at b = 0 the new level adds nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from ..nn import (Blur, EqualConv2d, EqualLinear, NoiseInput, adain, downsample, instance_norm_style, leaky_relu,
+                  upsample)
+
+
+def block_channels(levels: int, start_ch: int, max_ch: int) -> list[int]:
+    """Feature maps of each level, 4x4 first: min(max_ch, start_ch * 2 ** (levels - 1 - level))."""
+    return [min(max_ch, start_ch * 2 ** (levels - 1 - level)) for level in range(levels)]
+
+
+class GBlock(nn.Module):
+    """One level of G: two (conv, noise, bias, leaky ReLU, instance norm, AdaIN) layers."""
+
+    def __init__(self, in_ch: int, out_ch: int, latent_size: int, first: bool):
+        super().__init__()
+        self.first = first
+        if first:
+            self.const = nn.Parameter(torch.ones(1, out_ch, 4, 4))
+        else:
+            self.conv_1 = EqualConv2d(in_ch, out_ch, 3, bias=False)
+            self.blur = Blur(out_ch)
+        self.conv_2 = EqualConv2d(out_ch, out_ch, 3, bias=False)
+        self.noise = nn.ModuleList([NoiseInput(out_ch), NoiseInput(out_ch)])
+        self.bias = nn.Parameter(torch.zeros(2, out_ch))
+        self.style = nn.ModuleList([EqualLinear(latent_size, 2 * out_ch, gain=1.0) for _ in range(2)])
+
+    def _layer(self, x: torch.Tensor, i: int, w: torch.Tensor, noise: bool) -> torch.Tensor:
+        if noise:
+            x = self.noise[i](x)
+        x = leaky_relu(x + self.bias[i].view(1, -1, 1, 1))
+        x, _ = instance_norm_style(x)
+        return adain(x, self.style[i](w))
+
+    def forward(self, x: torch.Tensor | None, w1: torch.Tensor, w2: torch.Tensor, noise: bool) -> torch.Tensor:
+        x = self.const.expand(w1.shape[0], -1, -1, -1) if self.first else self.blur(self.conv_1(upsample(x)))
+        x = self._layer(x, 0, w1, noise)
+        return self._layer(self.conv_2(x), 1, w2, noise)
+
+
+class GeneratorG(nn.Module):
+    """G: styles -> image (StyleGAN synthesis network with progressive growing, section 5)."""
+
+    def __init__(
+        self,
+        levels: int,                # resolutions 4 .. 4 * 2 ** (levels - 1)
+        latent_size: int,           # size of w
+        start_ch: int,              # feature maps at the highest resolution
+        max_ch: int,                # cap on feature maps
+        channels: int,              # image channels (1 or 3)
+    ):
+        super().__init__()
+        ch = block_channels(levels, start_ch, max_ch)
+        self.levels, self.num_styles = levels, 2 * levels
+        self.blocks = nn.ModuleList(GBlock(ch[max(i - 1, 0)], ch[i], latent_size, i == 0) for i in range(levels))
+        self.to_rgb = nn.ModuleList(EqualConv2d(ch[i], channels, 1, gain=1.0) for i in range(levels))
+
+    def forward(self, ws: torch.Tensor, level: int, blend: float = 1.0, noise: bool = True) -> torch.Tensor:
+        """ws [N, num_styles, latent] (or [N, latent], one w for all) -> images [N, C, R, R], R = 4 * 2 ** level."""
+        if ws.dim() == 2:
+            ws = ws[:, None].expand(-1, self.num_styles, -1)
+        x, prev = None, None
+        for i in range(level + 1):
+            if i == level and level > 0 and blend < 1:
+                prev = upsample(self.to_rgb[i - 1](x))
+            x = self.blocks[i](x, ws[:, 2 * i], ws[:, 2 * i + 1], noise)
+        image = self.to_rgb[level](x)
+        return image if prev is None else torch.lerp(prev, image, blend)
+
+
+class EBlock(nn.Module):
+    """One level of E: conv, leaky ReLU, IN-style; then blur, conv, downsample, leaky ReLU, IN-style
+    (or, at 4x4, a dense layer whose output is the second style). Returns the map and its w part."""
+
+    def __init__(self, in_ch: int, out_ch: int, latent_size: int, last: bool):
+        super().__init__()
+        self.last = last
+        self.conv_1 = EqualConv2d(in_ch, in_ch, 3)
+        self.style_1 = EqualLinear(2 * in_ch, latent_size, gain=1.0)
+        if last:
+            self.dense = EqualLinear(in_ch * 16, out_ch)
+            self.style_2 = EqualLinear(out_ch, latent_size, gain=1.0)
+        else:
+            self.blur = Blur(in_ch)
+            self.conv_2 = EqualConv2d(in_ch, out_ch, 3)
+            self.style_2 = EqualLinear(2 * out_ch, latent_size, gain=1.0)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, s1 = instance_norm_style(leaky_relu(self.conv_1(x)))
+        if self.last:
+            x = s2 = leaky_relu(self.dense(x.flatten(1)))
+        else:
+            x, s2 = instance_norm_style(leaky_relu(downsample(self.conv_2(self.blur(x)))))
+        return x, self.style_1(s1) + self.style_2(s2)
+
+
+class EncoderE(nn.Module):
+    """E: image -> w = sum of the mapped styles of every layer (eq. 9), with progressive growing."""
+
+    def __init__(self, levels: int, latent_size: int, start_ch: int, max_ch: int, channels: int):
+        super().__init__()
+        ch = block_channels(levels, start_ch, max_ch)
+        self.levels, self.channels, self.num_styles = levels, channels, 2 * levels
+        self.blocks = nn.ModuleList(EBlock(ch[i], ch[max(i - 1, 0)], latent_size, i == 0) for i in range(levels))
+        self.from_rgb = nn.ModuleList(EqualConv2d(channels, ch[i], 1) for i in range(levels))
+
+    def forward(self, x: torch.Tensor, level: int, blend: float = 1.0) -> torch.Tensor:
+        """images [N, C, R, R], R = 4 * 2 ** level -> w [N, latent]."""
+        size = 4 * 2**level
+        if x.dim() != 4 or x.shape[1] != self.channels or x.shape[2:] != (size, size):
+            raise UserError(f"E at level {level} takes images [N, {self.channels}, {size}, {size}], got {list(x.shape)}")
+        h, w = self.blocks[level](leaky_relu(self.from_rgb[level](x)))
+        if level > 0 and blend < 1:
+            h = torch.lerp(leaky_relu(self.from_rgb[level - 1](downsample(x))), h, blend)
+            w = w * blend
+        for i in range(level - 1, -1, -1):
+            h, w_i = self.blocks[i](h)
+            w = w + w_i
+        return w

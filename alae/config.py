@@ -22,11 +22,17 @@ PRESET_DIR = Path(__file__).parent / "configs"
 @dataclass
 class ModelConfig:
     kind: str = "alae"          # "alae" (Algorithm 1) or "ae" (pixel autoencoder baseline of Table 2)
-    net: str = "mlp"            # network family of F, G, E, D
+    net: str = "mlp"            # network family of G and E: "mlp" (section 7.1) or "style" (section 5)
     latent_size: int = 50       # size of z and w
-    resolution: int = 28        # image side in pixels
+    resolution: int = 28        # image side in pixels (style: a power of two, 4 to 1024)
     channels: int = 1           # 1 (grayscale) or 3 (RGB)
-    hidden: int = 1024          # width of the hidden layers of E and G (MLP)
+    hidden: int = 1024          # width of the hidden layers of E and G (mlp)
+    start_ch: int = 64          # feature maps at the highest resolution (style)
+    max_ch: int = 256           # cap on feature maps per level (style)
+    style_mixing_prob: float = 0.9  # probability of mixing two w's in G's style inputs (style)
+    truncation_psi: float = 0.7     # truncation toward the average w for figures (style)
+    truncation_cutoff: int = 8      # truncation applies to the first this many style inputs (style)
+    w_avg_beta: float = 0.995       # EMA factor of the average w used by truncation (style)
     f_layers: int = 6           # depth of the mapping F
     d_layers: int = 3           # depth of the discriminator head D
     fd_width: int = 0           # width of F and D hidden layers; 0 means latent_size
@@ -39,8 +45,12 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     kimg: float = 600.0         # training length in thousands of real images shown
-    batch_size: int = 128       # images per iteration
-    lr: float = 0.002           # Adam learning rate of every optimizer
+    batch_size: int = 128       # images per iteration (unless level_batch gives one per level)
+    lr: float = 0.002           # Adam learning rate of every optimizer (unless level_lr gives one per level)
+    level_kimg: float = 600.0   # images per level of progressive growing (style), in kimg
+    fade_kimg: float = 300.0    # the first this many kimg of a new level fade it in (style)
+    level_batch: list[int] = field(default_factory=list)  # batch per level, 4x4 first; the last repeats
+    level_lr: list[float] = field(default_factory=list)   # learning rate per level, 4x4 first; the last repeats
     beta1: float = 0.0          # Adam beta1
     beta2: float = 0.99         # Adam beta2
     r1_gamma: float = 10.0      # weight of the R1 penalty on real data (step 1)
@@ -56,7 +66,7 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str = "mnist"      # "mnist"
+    dataset: str = "mnist"      # "mnist" or "fashion-mnist" (style nets see them padded to 32x32)
     root: str = ""              # folder with the idx files; empty uses the bundled copy
 
 
@@ -79,16 +89,18 @@ class Config:
 
 CHOICES = {
     ("model", "kind"): ("alae", "ae"),
-    ("model", "net"): ("mlp",),
+    ("model", "net"): ("mlp", "style"),
     ("model", "ae_loss"): ("l1", "l2"),
     ("model", "channels"): (1, 3),
-    ("data", "dataset"): ("mnist",),
+    ("data", "dataset"): ("mnist", "fashion-mnist"),
 }
 POSITIVE = {
     ("model", "latent_size"), ("model", "resolution"), ("model", "hidden"),
     ("model", "f_layers"), ("model", "d_layers"), ("model", "f_lrmul"), ("model", "d_lrmul"),
     ("train", "kimg"), ("train", "batch_size"), ("train", "lr"), ("train", "ema_kimg"),
     ("train", "log_kimg"), ("train", "checkpoint_kimg"), ("train", "keep_checkpoints"),
+    ("model", "start_ch"), ("model", "max_ch"), ("model", "truncation_cutoff"), ("model", "w_avg_beta"),
+    ("train", "level_kimg"),
 }
 
 
@@ -97,7 +109,14 @@ def presets() -> list[str]:
 
 
 def _coerce(key: str, value, kind):
-    """Return `value` as type `kind`, or raise a UserError naming `key`."""
+    """Return `value` as type `kind` (a scalar type or list[scalar]), or raise a UserError naming `key`."""
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if isinstance(value, list):
+            return [_coerce(key, v, item) for v in value]
+        raise UserError(f"config key {key}: expected a list of {item.__name__}, got {value!r}")
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -155,6 +174,19 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"config key train.device: {cfg.train.device!r} is not auto, cpu, cuda or cuda:N")
     if cfg.model.net == "mlp" and (cfg.model.resolution, cfg.model.channels) != (28, 1):
         raise UserError("config key model.resolution: the MLP networks take 28x28 grayscale digits")
+    if cfg.model.net == "style":
+        r = cfg.model.resolution
+        if r < 4 or r > 1024 or r & (r - 1):
+            raise UserError(f"config key model.resolution: must be a power of two from 4 to 1024, got {r}")
+        if cfg.model.kind != "alae":
+            raise UserError("config key model.kind: the style networks train as ALAE only")
+    if not 0.0 <= cfg.model.style_mixing_prob <= 1.0:
+        raise UserError(f"config key model.style_mixing_prob: must lie in [0, 1], got {cfg.model.style_mixing_prob}")
+    for name in ("level_batch", "level_lr"):
+        if any(v <= 0 for v in getattr(cfg.train, name)):
+            raise UserError(f"config key train.{name}: every value must be positive")
+    if not 0 <= cfg.train.fade_kimg <= cfg.train.level_kimg:
+        raise UserError("config key train.fade_kimg: must lie between 0 and train.level_kimg")
     return cfg
 
 

@@ -5,6 +5,8 @@ With f = softplus (non-saturating loss) and gamma the R1 weight:
   2. F, G:  f(-D(E(G(F(z)))))
   3. E, G:  ||F(z) - E(G(F(z)))||^2   (latent reciprocity; F too if `ae_trains_F`)
 
+Steps 1 and 2 feed G with style mixing (`ALAE.styles`), step 3 with one w per image.
+
 `opt_ED` holds E and D, `opt_FG` holds F and G (as the reference code); step 3 steps
 both, and Adam skips every parameter that received no gradient, so each step moves
 only its own networks.
@@ -42,7 +44,7 @@ def r1_penalty(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float) -> dict[str, float]:
     """Step 1: update E and D to tell real x from generated G(F(z)), with R1 on real data."""
     with torch.no_grad():
-        fake = model.G(model.F(z))
+        fake = model.G(model.styles(z, mix=True))
     x = x.detach().requires_grad_(r1_gamma > 0)
     real_logits = model.D(model.E(x))
     fake_logits = model.D(model.E(fake))
@@ -58,7 +60,7 @@ def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float) -> 
 def g_step(model, opt_FG, z: torch.Tensor) -> dict[str, float]:
     """Step 2: update F and G so that D∘E takes G(F(z)) for real."""
     with frozen(model.E, model.D):
-        loss = nnf.softplus(-model.D(model.E(model.G(model.F(z))))).mean()
+        loss = nnf.softplus(-model.D(model.E(model.G(model.styles(z, mix=True))))).mean()
         opt_FG.zero_grad(set_to_none=True)
         loss.backward()
     opt_FG.step()

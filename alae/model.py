@@ -8,15 +8,17 @@ Training code uses the networks directly (`model.F(z)`, `model.E(x)`, ...). The 
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import torch
+import torch.nn.functional as nnf
 from torch import nn
 
 from . import checkpoint
 from .config import ModelConfig, from_dict
 from .errors import UserError
-from .nets import mlp
+from .nets import mlp, style
 
 INFERENCE_BATCH = 1024
 
@@ -28,13 +30,53 @@ class ALAE(nn.Module):
         super().__init__()
         self.cfg = copy.deepcopy(cfg)
         width = cfg.fd_width or cfg.latent_size
-        self.E = mlp.EncoderE(cfg.latent_size, cfg.hidden)
-        self.G = mlp.GeneratorG(cfg.latent_size, cfg.hidden, cfg.resolution)
+        if cfg.net == "mlp":
+            self.E = mlp.EncoderE(cfg.latent_size, cfg.hidden)
+            self.G = mlp.GeneratorG(cfg.latent_size, cfg.hidden, cfg.resolution)
+        else:
+            levels = int(math.log2(cfg.resolution)) - 1
+            self.E = style.EncoderE(levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)
+            self.G = style.GeneratorG(levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)
+        self.register_buffer("w_avg", torch.zeros(cfg.latent_size))  # for the truncation trick
         if cfg.kind == "alae":
             self.F = mlp.MappingF(cfg.latent_size, cfg.f_layers, width, cfg.f_lrmul)
             self.D = mlp.DiscriminatorD(cfg.latent_size, cfg.d_layers, width, cfg.d_lrmul, cfg.d_nonlinear)
         else:
             self.F = self.D = None
+
+    @property
+    def growing(self) -> bool:
+        """Whether G and E grow by levels (the style networks)."""
+        return self.cfg.net == "style"
+
+    def grow(self, level: int, blend: float) -> None:
+        """Set the stage of progressive growing that G and E run at (section 5)."""
+        if self.growing:
+            self.G.level = self.E.level = level
+            self.G.blend = self.E.blend = blend
+
+    @property
+    def resolution(self) -> int:
+        """Side of the images G makes and E takes now."""
+        return 4 * 2**self.G.level if self.growing else self.cfg.resolution
+
+    def styles(self, z: torch.Tensor, mix: bool = False) -> torch.Tensor:
+        """F(z); with `mix` (style networks), with probability style_mixing_prob, the style
+        inputs from a random crossover on come from F(z') of a second z' (style-mixing
+        regularisation, section 5). Returns w [N, latent] or ws [N, num_styles, latent]."""
+        w = self.F(z)
+        if not (mix and self.growing and torch.rand(()) < self.cfg.style_mixing_prob):
+            return w
+        w2 = self.F(torch.randn_like(z))
+        crossover = int(torch.randint(1, 2 * (self.G.level + 1) + 1, ()))
+        layer = torch.arange(self.G.num_styles, device=w.device)[None, :, None]
+        return torch.where(layer < crossover, w[:, None], w2[:, None])
+
+    def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
+        """The truncation trick: the first truncation_cutoff style inputs move toward the average w by psi."""
+        ws = w[:, None].expand(-1, self.G.num_styles, -1) if w.dim() == 2 else w
+        layer = torch.arange(ws.shape[1], device=ws.device)[None, :, None]
+        return torch.where(layer < self.cfg.truncation_cutoff, torch.lerp(self.w_avg, ws, psi), ws)
 
     @property
     def device(self) -> torch.device:
@@ -51,8 +93,14 @@ class ALAE(nn.Module):
         return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
     def encode(self, x) -> torch.Tensor:
-        """Images [N, C, H, W] (or [N, H, W]) in [0, 1] -> w [N, latent]."""
-        return self._batched(self.E, self.as_images(x))
+        """Images [N, C, H, W] (or [N, H, W]) in [0, 1] -> w [N, latent].
+
+        Images larger than the current resolution are averaged down to it first.
+        """
+        x = self.as_images(x)
+        if x.dim() == 4 and x.shape[-1] > self.resolution and x.shape[-1] % self.resolution == 0:
+            x = nnf.avg_pool2d(x, x.shape[-1] // self.resolution)
+        return self._batched(self.E, x)
 
     def features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
         """Images -> (short w, long penultimate activations), the features of Table 2."""
@@ -77,9 +125,19 @@ class ALAE(nn.Module):
         self._require_F("map z to w")
         return self._batched(self.F, torch.as_tensor(z).float())
 
-    def generate(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """n images G(F(z)) with z ~ N(0, I) drawn from `seed`."""
-        return self.decode(self.map(self.sample_z(n, seed)))
+    def generate(self, n: int, seed: int | None = None, truncation: float | None = None) -> torch.Tensor:
+        """n images G(F(z)) with z ~ N(0, I) and G's noise inputs drawn from `seed`;
+        `truncation` psi for style networks."""
+        if truncation is not None and truncation != 1.0 and not self.growing:
+            raise UserError("truncation applies to the style networks only")
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            if seed is not None:
+                torch.manual_seed(seed)
+            w = self.map(self.sample_z(n))
+            if truncation is not None and truncation != 1.0:
+                w = self.truncate(w, truncation)
+            return self.decode(w)
 
     def _require_F(self, what: str) -> None:
         if self.F is None:
@@ -96,4 +154,5 @@ def load(run, device: str | torch.device = "cpu") -> ALAE:
     tensors, meta = checkpoint.load(path)
     model = ALAE(from_dict(meta["config"], str(path)).model)
     checkpoint.load_into(model, tensors, "ema.", path)
+    model.grow(meta["level"], meta["blend"])
     return model.to(device).eval().requires_grad_(False)

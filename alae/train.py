@@ -1,9 +1,9 @@
 """The training loop: data stream, the steps of Algorithm 1, EMA, logs, checkpoints, exact resume.
 
 Everything random is a pure function of `train.seed` and the position in training:
-weights from `seed`; the data order of epoch k from (seed, k); z from a generator whose
-state is stored in each checkpoint. A run resumed from a checkpoint therefore equals
-the uninterrupted run, parameter for parameter.
+weights from `seed`; the data order of epoch k from (seed, k); every draw of a step
+(z, noise inputs, style mixing) from (seed, images seen). A run resumed from a
+checkpoint therefore equals the uninterrupted run, parameter for parameter.
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as nnf
 import yaml
 
-from . import checkpoint
+from . import checkpoint, schedule
 from .config import Config, from_dict
 from .data import mnist
 from .errors import UserError
 from .losses import ae_step, d_step, g_step, pixel_step
 from .model import ALAE
+from .nn import downsample, upsample
 
 CONFIG_FILE = "config.yaml"
 STATS_FILE = "stats.jsonl"
@@ -42,7 +44,7 @@ class DataStream:
     """Real images in a fixed order: stream position p is image perm_(p // N)[p % N]."""
 
     def __init__(self, images: np.ndarray, seed: int, device: torch.device):
-        self.images = torch.from_numpy(images.copy()).unsqueeze(1).to(device)  # uint8 [N, 1, H, W]
+        self.images = torch.from_numpy(images.copy()).to(device)  # uint8 [N, C, H, W]
         self.seed = seed
         self._epoch, self._perm = -1, None
 
@@ -52,7 +54,21 @@ class DataStream:
             self._epoch, self._perm = epoch, torch.randperm(len(self.images), generator=gen)
         return self._perm
 
-    def batch(self, start: int, size: int) -> torch.Tensor:
+    def batch(self, start: int, size: int, resolution: int | None = None, blend: float = 1.0) -> torch.Tensor:
+        """Images at stream positions [start, start + size) as floats in [0, 1].
+
+        With `resolution` below the stored one they are averaged down to it; with
+        `blend` < 1 they are blended with their copy at half that resolution, upsampled,
+        as real images are while a new level fades in (section 5).
+        """
+        x = self._take(start, size)
+        if resolution is not None and resolution < x.shape[-1]:
+            x = nnf.avg_pool2d(x, x.shape[-1] // resolution)
+        if blend < 1:
+            x = torch.lerp(upsample(downsample(x)), x, blend)
+        return x
+
+    def _take(self, start: int, size: int) -> torch.Tensor:
         n = len(self.images)
         pos = torch.arange(start, start + size)
         epoch = pos.div(n, rounding_mode="floor")
@@ -64,8 +80,12 @@ class DataStream:
 
 
 def training_images(cfg: Config) -> np.ndarray:
-    images, _ = mnist.load("train", cfg.data.root)
-    return images
+    """uint8 [N, C, R, R]: the MNIST family's 28x28 digits, zero-padded to the resolution of style networks."""
+    images, _ = mnist.load("train", cfg.data.root, cfg.data.dataset)
+    pad = (cfg.model.resolution - 28) // 2 if cfg.model.net == "style" else 0
+    if pad < 0 or cfg.model.channels != 1:
+        raise UserError(f"{cfg.data.dataset} is 28x28 grayscale: set model.resolution >= 32 and model.channels 1")
+    return np.pad(images, ((0, 0), (pad, pad), (pad, pad)))[:, None]
 
 
 def save_config(run: Path, cfg: Config) -> None:
@@ -94,7 +114,7 @@ def prepare_run(run: Path, resume: bool, force: bool) -> None:
 
 
 class Trainer:
-    """Holds the model, its EMA copy, the optimizers, the data stream and the z generator."""
+    """Holds the model, its EMA copy, the optimizers and the data stream; runs the schedule."""
 
     def __init__(self, cfg: Config, run: Path):
         self.cfg, self.run = cfg, Path(run)
@@ -105,43 +125,58 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.model = ALAE(cfg.model).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.ema_beta = 0.5 ** (t.batch_size / (1000.0 * t.ema_kimg))
-        adam = dict(lr=t.lr, betas=(t.beta1, t.beta2))
-        m = self.model
-        if cfg.model.kind == "alae":
-            self.optimizers = {
-                "ED": torch.optim.Adam([*m.E.parameters(), *m.D.parameters()], **adam),
-                "FG": torch.optim.Adam([*m.F.parameters(), *m.G.parameters()], **adam),
-            }
-        else:
-            self.optimizers = {"EG": torch.optim.Adam([*m.E.parameters(), *m.G.parameters()], **adam)}
-        self.z_gen = torch.Generator().manual_seed(t.seed + 1)
         self.stream = DataStream(training_images(cfg), t.seed, self.device)
-        self.images_seen = 0
+        self.images_seen = self.steps = 0
+        self.level, self.blend = schedule.phase(cfg, 0).level, 1.0
+        self.optimizers = self.build_optimizers(schedule.phase(cfg, 0).lr)
+
+    def build_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
+        """Adam for E+D and F+G (ALAE) or E+G (pixel AE); fresh state, as at the start of every level."""
+        adam = dict(lr=lr, betas=(self.cfg.train.beta1, self.cfg.train.beta2))
+        m = self.model
+        if self.cfg.model.kind == "alae":
+            return {"ED": torch.optim.Adam([*m.E.parameters(), *m.D.parameters()], **adam),
+                    "FG": torch.optim.Adam([*m.F.parameters(), *m.G.parameters()], **adam)}
+        return {"EG": torch.optim.Adam([*m.E.parameters(), *m.G.parameters()], **adam)}
 
     # -- one iteration -------------------------------------------------------------
     def step(self) -> dict[str, float]:
         t, m = self.cfg.train, self.model
-        x = self.stream.batch(self.images_seen, t.batch_size)
+        now = schedule.phase(self.cfg, self.images_seen)
+        if now.level != self.level:
+            self.level, self.optimizers = now.level, self.build_optimizers(now.lr)
+        self.blend = now.blend
+        for net in (m, self.ema):
+            net.grow(now.level, now.blend)
+        # every random draw of this step (z, noise inputs, style mixing) comes from this seed,
+        # so that a resumed run makes the same draws as an uninterrupted one
+        torch.manual_seed(t.seed * 1_000_003 + self.images_seen)
+        x = self.stream.batch(self.images_seen, now.batch_size, m.resolution, now.blend)
         if self.cfg.model.kind == "alae":
-            stats = d_step(m, self.optimizers["ED"], x, self.sample_z(), t.r1_gamma)
-            stats |= g_step(m, self.optimizers["FG"], self.sample_z())
-            stats |= ae_step(m, self.optimizers["ED"], self.optimizers["FG"], self.sample_z(), t.ae_trains_F)
+            n = now.batch_size
+            stats = d_step(m, self.optimizers["ED"], x, self.sample_z(n), t.r1_gamma)
+            stats |= g_step(m, self.optimizers["FG"], self.sample_z(n))
+            stats |= ae_step(m, self.optimizers["ED"], self.optimizers["FG"], self.sample_z(n), t.ae_trains_F)
+            with torch.no_grad():
+                m.w_avg.lerp_(m.F(self.sample_z(n)).mean(0), 1.0 - self.cfg.model.w_avg_beta)
         else:
             stats = pixel_step(m, self.optimizers["EG"], x, self.cfg.model.ae_loss)
-        self.update_ema()
-        self.images_seen += t.batch_size
-        return stats
+        self.update_ema(now.batch_size)
+        self.images_seen += now.batch_size
+        self.steps += 1
+        return stats | ({"level": now.level, "blend": now.blend} if m.growing else {})
 
-    def sample_z(self) -> torch.Tensor:
-        """z ~ N(0, I), drawn on the CPU so that a run sees the same noise on any device."""
-        z = torch.randn(self.cfg.train.batch_size, self.cfg.model.latent_size, generator=self.z_gen)
-        return z.to(self.device)
+    def sample_z(self, n: int) -> torch.Tensor:
+        """z ~ N(0, I), drawn on the CPU so that a run makes the same draws on any device."""
+        return torch.randn(n, self.cfg.model.latent_size).to(self.device)
 
-    def update_ema(self) -> None:
+    def update_ema(self, batch_size: int) -> None:
+        """EMA of the weights with half-life ema_kimg; buffers (the average w) are copied."""
+        beta = 0.5 ** (batch_size / (1000.0 * self.cfg.train.ema_kimg))
         with torch.no_grad():
-            ema, live = list(self.ema.parameters()), list(self.model.parameters())
-            torch._foreach_lerp_(ema, live, 1.0 - self.ema_beta)
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - beta)
+            for ema_buffer, buffer in zip(self.ema.buffers(), self.model.buffers()):
+                ema_buffer.copy_(buffer)
 
     # -- checkpoints ---------------------------------------------------------------
     def save(self) -> Path:
@@ -151,8 +186,8 @@ class Trainer:
         for name, opt in self.optimizers.items():
             opt_tensors, groups[name] = checkpoint.optimizer_tensors(opt, f"opt.{name}.")
             tensors |= opt_tensors
-        tensors["rng.z"] = self.z_gen.get_state()
-        meta = {"config": self.cfg.to_dict(), "images_seen": self.images_seen, "optimizers": groups}
+        meta = {"config": self.cfg.to_dict(), "images_seen": self.images_seen, "steps": self.steps,
+                "level": self.level, "blend": self.blend, "optimizers": groups}
         return checkpoint.save(self.run, self.images_seen, tensors, meta, self.cfg.train.keep_checkpoints)
 
     def restore(self, path: Path) -> None:
@@ -164,34 +199,36 @@ class Trainer:
                             f"(checkpoint {saved.get(differ[0])!r}, now {wanted.get(differ[0])!r})")
         checkpoint.load_into(self.model, tensors, "model.", path)
         checkpoint.load_into(self.ema, tensors, "ema.", path)
+        self.images_seen, self.steps = int(meta["images_seen"]), int(meta["steps"])
+        self.level, self.blend = int(meta["level"]), float(meta["blend"])
         for name, opt in self.optimizers.items():
             checkpoint.load_optimizer(opt, tensors, f"opt.{name}.", meta["optimizers"][name])
-        self.z_gen.set_state(tensors["rng.z"])
-        self.images_seen = int(meta["images_seen"])
 
 
 class StatsLog:
     """Averages per-iteration stats over an interval; appends one JSON line per interval."""
 
     def __init__(self, path: Path):
-        self.path, self.sums, self.count, self.t0 = path, {}, 0, time.perf_counter()
+        self.path = path
+        self.sums, self.count, self.images, self.t0 = {}, 0, 0, time.perf_counter()
 
-    def add(self, stats: dict[str, float]) -> None:
+    def add(self, stats: dict[str, float], images: int) -> None:
         for k, v in stats.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.count += 1
+        self.images += images
 
-    def flush(self, images_seen: int, batch_size: int) -> dict:
+    def flush(self, images_seen: int, steps: int) -> dict:
         seconds = time.perf_counter() - self.t0
-        row = {"kimg": images_seen / 1000, "step": images_seen // batch_size}
+        row = {"kimg": images_seen / 1000, "step": steps}
         row |= {k: v / self.count for k, v in self.sums.items()}
-        row["img_per_s"] = self.count * batch_size / seconds
+        row["img_per_s"] = self.images / seconds
         for v in row.values():
             if isinstance(v, float) and not math.isfinite(v):
                 raise UserError(f"training diverged: non-finite loss at step {row['step']}: {row}")
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        self.sums, self.count, self.t0 = {}, 0, time.perf_counter()
+        self.sums, self.count, self.images, self.t0 = {}, 0, 0, time.perf_counter()
         return row
 
 
@@ -227,16 +264,16 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
         while trainer.images_seen < total:
             before = trainer.images_seen
             stats = trainer.step()
-            log.add(stats)
+            log.add(stats, trainer.images_seen - before)
             bar.update(trainer.images_seen - before)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items() if k != "level"}, refresh=False)
             if trainer.images_seen // log_every != before // log_every:
-                log.flush(trainer.images_seen, t.batch_size)
+                log.flush(trainer.images_seen, trainer.steps)
             if trainer.images_seen // ckpt_every != before // ckpt_every:
                 trainer.save()
                 last_saved = trainer.images_seen
     if log.count:
-        log.flush(trainer.images_seen, t.batch_size)
+        log.flush(trainer.images_seen, trainer.steps)
     if last_saved != trainer.images_seen:
         trainer.save()
     return trainer

@@ -38,7 +38,7 @@ def full_state(trainer):
         tensors, groups = checkpoint.optimizer_tensors(opt, f"opt.{name}.")
         state |= tensors
         state[f"groups.{name}"] = groups
-    state["rng.z"] = trainer.z_gen.get_state()
+    state["steps"] = trainer.steps
     return state
 
 
@@ -52,7 +52,7 @@ def test_resume_equals_uninterrupted_run(tiny_cfg, tmp_path, preset):
     a, b = full_state(straight), full_state(resumed)
     assert a.keys() == b.keys()
     for key in a:
-        if key.startswith("groups."):
+        if not isinstance(a[key], torch.Tensor):
             assert a[key] == b[key], key
         else:
             assert torch.equal(a[key], b[key]), key
@@ -76,7 +76,7 @@ def test_resume_refuses_a_different_architecture(tiny_cfg, tmp_path):
 
 
 def test_data_stream_is_a_permutation_per_epoch_and_deterministic():
-    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1).expand(10, 2, 2).numpy()
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).numpy()
     stream = DataStream(images, seed=3, device=torch.device("cpu"))
     seen = torch.cat([stream.batch(p, 4) for p in (0, 4, 8, 12, 16)])[:, 0, 0, 0] * 255
     assert sorted(seen[:10].round().long().tolist()) == list(range(10))

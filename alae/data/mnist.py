@@ -1,4 +1,4 @@
-"""MNIST: the bundled canonical idx files, checksum-verified, and the splits of Table 2."""
+"""The MNIST family (MNIST, Fashion-MNIST): the bundled canonical idx files, checksum-verified; the splits of Table 2."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 from ..errors import UserError
 from .idx import read_idx, verify
 
-BUNDLED = Path(__file__).parent / "bundled" / "mnist"
+BUNDLED = Path(__file__).parent / "bundled"
+DATASETS = ("mnist", "fashion-mnist")
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -19,25 +20,27 @@ SW_SEED = 20200101  # fixed seed of the same-writers split of the official train
 
 
 @lru_cache(maxsize=4)
-def load(split: str, root: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """Return (images uint8 [N, 28, 28], labels int64 [N]) of the official `split`.
+def load(split: str, root: str = "", dataset: str = "mnist") -> tuple[np.ndarray, np.ndarray]:
+    """Return (images uint8 [N, 28, 28], labels int64 [N]) of the official `split` of `dataset`.
 
     `root` is a folder with the four idx files; empty means the bundled copy, whose
     checksums are verified before use.
     """
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r} (datasets: {', '.join(DATASETS)})")
     if split not in FILES:
-        raise UserError(f"unknown MNIST split {split!r} (splits: train, test)")
-    folder = Path(root) if root else BUNDLED
+        raise UserError(f"unknown {dataset} split {split!r} (splits: train, test)")
+    folder = Path(root) if root else BUNDLED / dataset
     if not root:
         verify(folder, folder / "SHA256SUMS")
     images_file, labels_file = (folder / name for name in FILES[split])
     for path in (images_file, labels_file):
         if not path.is_file():
-            raise UserError(f"MNIST file not found: {path}")
+            raise UserError(f"{dataset} file not found: {path}")
     images = read_idx(images_file)
     labels = read_idx(labels_file).astype(np.int64)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise UserError(f"MNIST {split} files in {folder} disagree: {images.shape} images, {labels.shape} labels")
+        raise UserError(f"{dataset} {split} files in {folder} disagree: {images.shape} images, {labels.shape} labels")
     return images, labels
 
 

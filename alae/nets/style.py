@@ -71,11 +71,18 @@ class GeneratorG(nn.Module):
         super().__init__()
         ch = block_channels(levels, start_ch, max_ch)
         self.levels, self.num_styles = levels, 2 * levels
+        self.level, self.blend = levels - 1, 1.0  # the current stage of growth, set by ALAE.grow
         self.blocks = nn.ModuleList(GBlock(ch[max(i - 1, 0)], ch[i], latent_size, i == 0) for i in range(levels))
         self.to_rgb = nn.ModuleList(EqualConv2d(ch[i], channels, 1, gain=1.0) for i in range(levels))
 
-    def forward(self, ws: torch.Tensor, level: int, blend: float = 1.0, noise: bool = True) -> torch.Tensor:
-        """ws [N, num_styles, latent] (or [N, latent], one w for all) -> images [N, C, R, R], R = 4 * 2 ** level."""
+    def forward(self, ws: torch.Tensor, level: int | None = None, blend: float | None = None,
+                noise: bool = True) -> torch.Tensor:
+        """ws [N, num_styles, latent] (or [N, latent], one w for all) -> images [N, C, R, R], R = 4 * 2 ** level.
+
+        `level` and `blend` default to the current stage of growth.
+        """
+        level = self.level if level is None else level
+        blend = self.blend if blend is None else blend
         if ws.dim() == 2:
             ws = ws[:, None].expand(-1, self.num_styles, -1)
         x, prev = None, None
@@ -120,11 +127,14 @@ class EncoderE(nn.Module):
         super().__init__()
         ch = block_channels(levels, start_ch, max_ch)
         self.levels, self.channels, self.num_styles = levels, channels, 2 * levels
+        self.level, self.blend = levels - 1, 1.0  # the current stage of growth, set by ALAE.grow
         self.blocks = nn.ModuleList(EBlock(ch[i], ch[max(i - 1, 0)], latent_size, i == 0) for i in range(levels))
         self.from_rgb = nn.ModuleList(EqualConv2d(channels, ch[i], 1) for i in range(levels))
 
-    def forward(self, x: torch.Tensor, level: int, blend: float = 1.0) -> torch.Tensor:
-        """images [N, C, R, R], R = 4 * 2 ** level -> w [N, latent]."""
+    def forward(self, x: torch.Tensor, level: int | None = None, blend: float | None = None) -> torch.Tensor:
+        """images [N, C, R, R], R = 4 * 2 ** level -> w [N, latent]; level and blend default to the current ones."""
+        level = self.level if level is None else level
+        blend = self.blend if blend is None else blend
         size = 4 * 2**level
         if x.dim() != 4 or x.shape[1] != self.channels or x.shape[2:] != (size, size):
             raise UserError(f"E at level {level} takes images [N, {self.channels}, {size}, {size}], got {list(x.shape)}")

@@ -1,0 +1,97 @@
+"""StyleALAE in training: schedule, style mixing, truncation, learning, resume across levels."""
+
+import json
+
+import pytest
+import torch
+
+from alae import config, schedule
+from alae.model import ALAE
+from alae.train import train
+
+TINY_STYLE = ["model.latent_size=8", "model.start_ch=4", "model.max_ch=8", "model.f_layers=2",
+              "train.level_kimg=0.064", "train.fade_kimg=0.032", "train.level_batch=[8, 8, 8, 4]",
+              "train.log_kimg=0.016", "train.checkpoint_kimg=0.5"]
+
+
+def tiny_style(*extra):
+    return config.load("mnist-style", TINY_STYLE + list(extra))
+
+
+def test_schedule_grows_level_by_level_with_a_sine_fade():
+    cfg = tiny_style()
+    assert schedule.levels(cfg) == 4
+    assert schedule.phase(cfg, 0) == schedule.Phase(0, 1.0, 8, 0.0015)
+    assert schedule.phase(cfg, 64).level == 1 and schedule.phase(cfg, 64).blend == 0.0
+    assert schedule.phase(cfg, 64 + 16).blend == pytest.approx(0.5)
+    assert schedule.phase(cfg, 64 + 32).blend == 1.0
+    assert schedule.phase(cfg, 3 * 64).batch_size == 4
+    assert schedule.phase(cfg, 100 * 64).level == 3  # stays at the last level
+    mlp = config.load("mnist-mlp")
+    assert schedule.phase(mlp, 10**6) == schedule.Phase(0, 1.0, 128, 0.002)
+
+
+def test_truncation_with_psi_one_is_the_identity_and_psi_zero_gives_the_average():
+    torch.manual_seed(0)
+    model = ALAE(tiny_style().model)
+    model.w_avg.normal_()
+    w = torch.randn(3, 8)
+    ws = model.truncate(w, 1.0)
+    assert torch.equal(ws, w[:, None].expand(-1, model.G.num_styles, -1))
+    ws0 = model.truncate(w, 0.0)
+    cut = model.cfg.truncation_cutoff
+    assert torch.allclose(ws0[:, :cut], model.w_avg.expand(3, cut, 8))
+    assert torch.equal(ws0[:, cut:], w[:, None].expand(-1, model.G.num_styles - cut, -1))
+
+
+def test_style_mixing_switches_styles_exactly_at_the_crossover():
+    torch.manual_seed(0)
+    model = ALAE(tiny_style("model.style_mixing_prob=1.0").model)
+    model.grow(3, 1.0)
+    z = torch.randn(5, 8)
+    w = model.F(z)
+    crossovers = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        ws = model.styles(z, mix=True)
+        # the crossover is drawn from 1 .. 2 * (level + 1); at the top it may leave every input to z
+        k = next((i for i in range(ws.shape[1]) if not torch.equal(ws[:, i], w)), ws.shape[1])
+        assert torch.equal(ws[:, :k], w[:, None].expand(-1, k, -1))
+        assert all(torch.equal(ws[:, i], ws[:, k]) for i in range(k, ws.shape[1]))
+        crossovers.add(k)
+    assert len(crossovers) > 2 and min(crossovers) >= 1
+    assert ALAE(tiny_style("model.style_mixing_prob=0.0").model).styles(z, mix=True).shape == (5, 8)
+
+
+def test_a_few_steps_keep_losses_finite_and_lower_the_latent_error(tmp_path):
+    train(tiny_style("train.kimg=0.096", "train.level_kimg=1.0", "train.level_batch=[16]"), tmp_path / "run",
+          progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor([r["loss_d"], r["loss_g"], r["loss_ae"]])).all() for r in rows)
+    assert rows[-1]["loss_ae"] < rows[0]["loss_ae"]
+
+
+def test_resume_across_a_level_change_equals_the_uninterrupted_run(tmp_path):
+    # level 0 ends after 64 images (8 steps of 8); stop inside level 1's fade, resume into level 2
+    straight = train(tiny_style("train.kimg=0.144"), tmp_path / "straight", progress=False)
+    train(tiny_style("train.kimg=0.080"), tmp_path / "split", progress=False)
+    resumed = train(tiny_style("train.kimg=0.144"), tmp_path / "split", resume=True, progress=False)
+    assert straight.level == resumed.level == 2 and straight.steps == resumed.steps
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    for (name, a), b in zip(straight.ema.state_dict().items(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b), name
+    for key, opt in straight.optimizers.items():
+        for pa, pb in zip(opt.state.values(), resumed.optimizers[key].state.values()):
+            assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_loaded_style_model_encodes_decodes_and_generates(tmp_path):
+    import alae
+    train(tiny_style("train.kimg=0.032"), tmp_path / "run", progress=False)
+    model = alae.load(tmp_path / "run")
+    x = torch.rand(3, 1, 32, 32)
+    w = model.encode(x)  # averaged down to the level the run reached
+    assert w.shape == (3, 8) and model.resolution == 4
+    assert model.decode(w).shape == (3, 1, 4, 4)
+    assert torch.equal(model.generate(2, seed=0, truncation=0.7), model.generate(2, seed=0, truncation=0.7))

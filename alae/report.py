@@ -24,6 +24,8 @@ def table2_report(runs: list[Path], log=print) -> tuple[dict, str]:
     trials, notes, kinds = [], [], set()
     for run in runs:
         cfg = read_config(run)
+        if cfg.model.net != "mlp" or cfg.data.dataset != "mnist":
+            raise UserError(f"{run}: Table 2 is defined for the MLP networks on MNIST (this run: {cfg.model.net} on {cfg.data.dataset})")
         kinds.add("alae" if cfg.model.kind == "alae" else cfg.model.ae_loss)
         log(f"table2: evaluating {run}")
         result = table2.evaluate(load(run), cfg.data.root, log=log)

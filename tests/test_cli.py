@@ -64,3 +64,12 @@ def test_train_then_eval_through_the_cli(capsys, tmp_path):
     assert main(["train", "--out", str(out), "--resume", "--kimg", "0.128", "--quiet"]) == 0
     import alae
     assert alae.load(out).cfg.latent_size == 8
+
+
+def test_table2_of_a_style_run_is_refused_clearly(capsys, tmp_path):
+    from tests.test_style_training import TINY_STYLE
+    out = tmp_path / "style"
+    sets = [a for s in TINY_STYLE for a in ("--set", s)]
+    assert main(["train", "--config", "mnist-style", "--out", str(out), "--kimg", "0.016", "--quiet", *sets]) == 0
+    code, err = run_cli(capsys, "eval", "table2", str(out))
+    assert code == 2 and "Table 2 is defined for the MLP networks on MNIST" in err

@@ -1,4 +1,4 @@
-"""The `alae` command: `alae train ...`, `alae eval table2 ...`.
+"""The `alae` command: train, eval table2, report, generate, reconstruct, mix, interpolate.
 
 A mistake a user can make ends with one line on stderr and exit status 2.
 """
@@ -51,6 +51,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="(re)write a run's Table 2, figures and loss plot")
     rep.add_argument("run", type=Path)
+
+    gen = sub.add_parser("generate", help="a grid of generated images G(F(z))")
+    gen.add_argument("run", type=Path)
+    gen.add_argument("--num", type=int, default=16, help="number of images")
+    gen.add_argument("--truncation", type=float, help="truncation psi toward the average w (style networks)")
+    gen.add_argument("--seed", type=int, default=0, help="seed of z and of G's noise inputs")
+    gen.add_argument("--out", type=Path, required=True, help="image file to write (png, jpg, ...)")
+
+    rec = sub.add_parser("reconstruct", help="images and their reconstructions G(E(x)) as a grid")
+    rec.add_argument("run", type=Path)
+    rec.add_argument("images", type=Path, nargs="+")
+    rec.add_argument("--out", type=Path, required=True)
+
+    mix = sub.add_parser("mix", help="real-image style mixing (Figure 9): coarse, middle, fine styles from a source")
+    mix.add_argument("run", type=Path)
+    mix.add_argument("--src", type=Path, nargs="+", required=True, help="images whose styles are taken")
+    mix.add_argument("--dst", type=Path, nargs="+", required=True, help="images that receive them")
+    mix.add_argument("--out", type=Path, required=True)
+
+    itp = sub.add_parser("interpolate", help="G(w) along the line in w between two real images")
+    itp.add_argument("run", type=Path)
+    itp.add_argument("a", type=Path)
+    itp.add_argument("b", type=Path)
+    itp.add_argument("--steps", type=int, default=8)
+    itp.add_argument("--out", type=Path, required=True)
     return parser
 
 
@@ -110,10 +135,44 @@ def cmd_report(args) -> None:
     report.write(args.run)
 
 
+def load_run(run: Path):
+    from .model import load
+
+    if not run.exists():
+        raise UserError(f"run directory not found: {run}")
+    return load(run)
+
+
+def cmd_figure(args) -> None:
+    """generate, reconstruct, mix, interpolate: load the run's EMA model, draw, save."""
+    from . import figures, images
+
+    model = load_run(args.run)
+    def read(paths):
+        return images.load_images(paths, model.resolution, model.cfg.channels)
+    if args.command == "generate":
+        if args.num < 1:
+            raise UserError("--num must be at least 1")
+        sheet = figures.generations(model, args.num, args.seed, args.truncation)
+    elif args.command == "reconstruct":
+        sheet = figures.reconstructions(model, read(args.images))
+    elif args.command == "mix":
+        if not model.growing:
+            raise UserError("style mixing needs a run of the style networks (e.g. --config mnist-style)")
+        sheet = figures.style_mixing(model, read(args.src), read(args.dst))
+    else:
+        if args.steps < 1:
+            raise UserError("--steps must be at least 1")
+        sheet = figures.interpolation(model, *read([args.a, args.b]), args.steps)
+    images.save(sheet, args.out)
+    print(f"wrote {args.out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        {"train": cmd_train, "eval": cmd_eval, "report": cmd_report}[args.command](args)
+        commands = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report}
+        commands.get(args.command, cmd_figure)(args)
     except UserError as e:
         print(f"alae: error: {e}", file=sys.stderr)
         return 2

@@ -109,3 +109,46 @@ def loss_plot(stats_file: Path, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+def generations(model, num: int, seed: int, truncation: float | None, per_row: int = 8) -> Image.Image:
+    """num generated images G(F(z)), optionally truncated, in rows of per_row."""
+    images = model.generate(num, seed=seed, truncation=truncation)
+    rows = list(images.split(per_row))
+    label = f"psi {truncation:g}" if truncation is not None else "samples"
+    return grid(rows, [label] + [""] * (len(rows) - 1))
+
+
+def interpolation(model, a: torch.Tensor, b: torch.Tensor, steps: int) -> Image.Image:
+    """Two real images and G(w) along the straight line between E(a) and E(b)."""
+    path = lerp_rows(model.encode(a[None]), model.encode(b[None]), steps)[0]
+    return grid([torch.cat([a[None], model.decode(path), b[None]])], ["a, w path, b"])
+
+
+STYLE_GROUPS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1024)}  # resolutions, Figure 9
+
+
+def style_group_inputs(model, group: str) -> list[int]:
+    """Indices of G's style inputs whose level's resolution lies in the group's range."""
+    low, high = STYLE_GROUPS[group]
+    return [i for i in range(model.G.num_styles) if low <= 4 * 2 ** (i // 2) <= high and i // 2 <= model.G.level]
+
+
+def style_mixing(model, src: torch.Tensor, dst: torch.Tensor) -> Image.Image:
+    """Figure 9: each destination image with the coarse, middle or fine styles of each source.
+
+    Both are encoded to w; a mix feeds G the destination's w except at the group's style inputs.
+    """
+    w_src, w_dst = model.encode(src), model.encode(dst)
+    blank = torch.ones_like(src[:1])
+    rows, labels = [torch.cat([blank, src])], ["source"]
+    for group in STYLE_GROUPS:
+        inputs = style_group_inputs(model, group)
+        if not inputs:
+            continue
+        for i in range(len(dst)):
+            ws = w_dst[i].expand(len(src), model.G.num_styles, -1).clone()
+            ws[:, inputs] = w_src[:, None]
+            rows.append(torch.cat([dst[i:i + 1], model.decode(ws)]))
+            labels.append(f"{group} {i + 1}")
+    return grid(rows, labels)

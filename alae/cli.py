@@ -1,4 +1,4 @@
-"""The `alae` command: train, eval table2, report, generate, reconstruct, mix, interpolate.
+"""The `alae` command: train, eval table2, report, dataset make, generate, reconstruct, mix, interpolate.
 
 A mistake a user can make ends with one line on stderr and exit status 2.
 """
@@ -51,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="(re)write a run's Table 2, figures and loss plot")
     rep.add_argument("run", type=Path)
+
+    ds = sub.add_parser("dataset", help="prepare training data")
+    ds_sub = ds.add_subparsers(dest="action", required=True, parser_class=Parser)
+    make = ds_sub.add_parser("make", help="pack a folder of images (or mnist, fashion-mnist) at every power-of-two resolution")
+    make.add_argument("src", help="folder of jpg/png/webp/bmp images (searched recursively), or mnist, fashion-mnist")
+    make.add_argument("out", type=Path, help="folder to write")
+    make.add_argument("--resolution", type=int, required=True, help="largest side, a power of two")
+    make.add_argument("--channels", type=int, default=3, choices=(1, 3), help="1 grayscale, 3 RGB (default)")
+    make.add_argument("--test-fraction", type=float, default=0.1, help="held-out share, fixed seed (folders)")
+    make.add_argument("--force", action="store_true", help="replace an existing OUT")
 
     gen = sub.add_parser("generate", help="a grid of generated images G(F(z))")
     gen.add_argument("run", type=Path)
@@ -168,10 +178,23 @@ def cmd_figure(args) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_dataset(args) -> None:
+    from .data import packed
+
+    summary = packed.make(args.src, args.out, args.resolution, args.channels, args.test_fraction, args.force)
+    print(f"packed {summary['count']} images ({summary['train']} train, {summary['test']} test) from "
+          f"{summary['source']} at {summary['resolution']}x{summary['resolution']}, {summary['channels']} channel(s), "
+          f"into {args.out}")
+    if summary["skipped"]:
+        print(f"skipped {len(summary['skipped'])} file(s) that could not be read:")
+        for item in summary["skipped"]:
+            print(f"  {item['file']}: {item['why']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        commands = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report}
+        commands = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "dataset": cmd_dataset}
         commands.get(args.command, cmd_figure)(args)
     except UserError as e:
         print(f"alae: error: {e}", file=sys.stderr)

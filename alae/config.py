@@ -66,7 +66,8 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str = "mnist"      # "mnist" or "fashion-mnist" (style nets see them padded to 32x32)
+    dataset: str = "mnist"      # "mnist", "fashion-mnist" (style nets see them padded to 32x32),
+                                # or the folder of a dataset made by `alae dataset make`
     root: str = ""              # folder with the idx files; empty uses the bundled copy
 
 
@@ -92,7 +93,6 @@ CHOICES = {
     ("model", "net"): ("mlp", "style"),
     ("model", "ae_loss"): ("l1", "l2"),
     ("model", "channels"): (1, 3),
-    ("data", "dataset"): ("mnist", "fashion-mnist"),
 }
 POSITIVE = {
     ("model", "latent_size"), ("model", "resolution"), ("model", "hidden"),

@@ -22,7 +22,7 @@ import yaml
 
 from . import checkpoint, schedule
 from .config import Config, from_dict
-from .data import mnist
+from .data import mnist, packed
 from .errors import UserError
 from .losses import ae_step, d_step, g_step, pixel_step
 from .model import ALAE
@@ -41,17 +41,25 @@ def resolve_device(name: str) -> torch.device:
 
 
 class DataStream:
-    """Real images in a fixed order: stream position p is image perm_(p // N)[p % N]."""
+    """Real images in a fixed order: stream position p is image rows[perm_(p // N)[p % N]].
 
-    def __init__(self, images: np.ndarray, seed: int, device: torch.device):
-        self.images = torch.from_numpy(images.copy()).to(device)  # uint8 [N, C, H, W]
-        self.seed = seed
+    `images` is uint8 [M, C, H, W], in memory or memory-mapped; `rows` picks the N
+    training images among them.
+    """
+
+    def __init__(self, images: np.ndarray, rows: np.ndarray, seed: int, device: torch.device):
+        self.images, self.rows, self.seed, self.device = images, torch.as_tensor(rows), seed, device
         self._epoch, self._perm = -1, None
+        if len(rows) == 0:
+            raise UserError("the training set is empty")
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(len(self.images), generator=gen)
+            self._epoch, self._perm = epoch, self.rows[torch.randperm(len(self.rows), generator=gen)]
         return self._perm
 
     def batch(self, start: int, size: int, resolution: int | None = None, blend: float = 1.0) -> torch.Tensor:
@@ -69,23 +77,30 @@ class DataStream:
         return x
 
     def _take(self, start: int, size: int) -> torch.Tensor:
-        n = len(self.images)
+        n = len(self.rows)
         pos = torch.arange(start, start + size)
         epoch = pos.div(n, rounding_mode="floor")
         idx = torch.empty(size, dtype=torch.long)
         for k in epoch.unique().tolist():
             here = epoch == k
             idx[here] = self._permutation(k)[pos[here] % n]
-        return self.images[idx.to(self.images.device)].float() / 255.0
+        return torch.from_numpy(np.ascontiguousarray(self.images[idx.numpy()])).to(self.device).float() / 255.0
 
 
-def training_images(cfg: Config) -> np.ndarray:
-    """uint8 [N, C, R, R]: the MNIST family's 28x28 digits, zero-padded to the resolution of style networks."""
+def training_images(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 [M, C, R, R], rows of the training images among them) for `cfg.data.dataset`:
+    the MNIST family's 28x28 digits (zero-padded to the resolution of style networks), or a
+    dataset packed by `alae dataset make` at the model's resolution."""
+    if cfg.data.dataset not in mnist.DATASETS:
+        images, rows = packed.read(Path(cfg.data.dataset), cfg.model.resolution)
+        if images.shape[1] != cfg.model.channels:
+            raise UserError(f"{cfg.data.dataset} has {images.shape[1]} channels, model.channels is {cfg.model.channels}")
+        return images, rows
     images, _ = mnist.load("train", cfg.data.root, cfg.data.dataset)
     pad = (cfg.model.resolution - 28) // 2 if cfg.model.net == "style" else 0
     if pad < 0 or cfg.model.channels != 1:
         raise UserError(f"{cfg.data.dataset} is 28x28 grayscale: set model.resolution >= 32 and model.channels 1")
-    return np.pad(images, ((0, 0), (pad, pad), (pad, pad)))[:, None]
+    return np.pad(images, ((0, 0), (pad, pad), (pad, pad)))[:, None], np.arange(len(images))
 
 
 def save_config(run: Path, cfg: Config) -> None:
@@ -125,7 +140,7 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.model = ALAE(cfg.model).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.stream = DataStream(training_images(cfg), t.seed, self.device)
+        self.stream = DataStream(*training_images(cfg), t.seed, self.device)
         self.images_seen = self.steps = 0
         self.level, self.blend = schedule.phase(cfg, 0).level, 1.0
         self.optimizers = self.build_optimizers(schedule.phase(cfg, 0).lr)
@@ -256,7 +271,7 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
     log_every, ckpt_every = int(t.log_kimg * 1000), int(t.checkpoint_kimg * 1000)
     if progress:
         print(f"training {cfg.model.kind} ({cfg.model.net}) for {t.kimg:g} kimg "
-              f"({total / len(trainer.stream.images):.1f} epochs) into {run}; the bar shows the time left")
+              f"({total / len(trainer.stream):.1f} epochs) into {run}; the bar shows the time left")
     last_saved = trainer.images_seen if resume else None
     bar = tqdm(total=total, initial=min(trainer.images_seen, total), unit="img", unit_scale=True,
                disable=not progress, desc=f"{cfg.model.kind} {run.name}", dynamic_ncols=True)

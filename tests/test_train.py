@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -77,12 +78,12 @@ def test_resume_refuses_a_different_architecture(tiny_cfg, tmp_path):
 
 def test_data_stream_is_a_permutation_per_epoch_and_deterministic():
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).numpy()
-    stream = DataStream(images, seed=3, device=torch.device("cpu"))
+    stream = DataStream(images, np.arange(10), seed=3, device=torch.device("cpu"))
     seen = torch.cat([stream.batch(p, 4) for p in (0, 4, 8, 12, 16)])[:, 0, 0, 0] * 255
     assert sorted(seen[:10].round().long().tolist()) == list(range(10))
     assert sorted(seen[10:20].round().long().tolist()) == list(range(10))
     assert not torch.equal(seen[:10], seen[10:20])
-    again = DataStream(images, seed=3, device=torch.device("cpu")).batch(6, 8)
+    again = DataStream(images, np.arange(10), seed=3, device=torch.device("cpu")).batch(6, 8)
     assert torch.equal(again, torch.cat([stream.batch(6, 4), stream.batch(10, 4)]))
 
 
@@ -98,3 +99,10 @@ def test_trainer_checkpoint_roundtrip_loads_ema_model(tiny_cfg, tmp_path):
     assert model.decode(w).shape == (5, 1, 28, 28)
     assert torch.equal(model.generate(3, seed=1), model.generate(3, seed=1))
     assert not torch.equal(model.generate(3, seed=1), model.generate(3, seed=2))
+
+
+def test_data_stream_reads_only_the_given_rows():
+    images = np.arange(8, dtype=np.uint8).reshape(8, 1, 1, 1)
+    stream = DataStream(images, np.array([1, 4, 6]), seed=0, device=torch.device("cpu"))
+    seen = (stream.batch(0, 9)[:, 0, 0, 0] * 255).round().long().tolist()
+    assert sorted(seen) == [1, 1, 1, 4, 4, 4, 6, 6, 6]

@@ -1,0 +1,128 @@
+"""`alae dataset make`: pack images once, at every power-of-two resolution, for streaming.
+
+A packed dataset is a folder holding `r004.npy`, `r008.npy`, ... up to the full
+resolution (uint8 [N, C, R, R] each, read memory-mapped so training never decodes an
+image again), and `meta.json` with the resolution, channels, the fixed train/test split
+(indices), the source, and the files that were skipped because they could not be read.
+Lower resolutions are 2x2 box averages of the one above, as progressive growing sees
+real images (section 5).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..images import load_image
+from . import mnist
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+META = "meta.json"
+FORMAT = "alae-packed-images"
+SPLIT_SEED = 20200611
+CHUNK = 1024
+
+
+def level_file(folder: Path, resolution: int) -> Path:
+    return Path(folder) / f"r{resolution:04d}.npy"
+
+
+def _mnist_family(name: str, resolution: int):
+    if resolution != 32:
+        raise UserError(f"{name} is packed at 32x32 (28x28 digits zero-padded); got --resolution {resolution}")
+    parts = [mnist.load(split, "", name)[0] for split in ("train", "test")]
+    images = np.pad(np.concatenate(parts), ((0, 0), (2, 2), (2, 2)))[:, None]
+    n_train = len(parts[0])
+    return images, 1, {"train": list(range(n_train)), "test": list(range(n_train, len(images)))}, []
+
+
+def _folder(src: Path, out: Path, resolution: int, channels: int, test_fraction: float):
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"no image files (jpg, png, webp, bmp) in {src}")
+    full = np.lib.format.open_memmap(level_file(out, resolution), mode="w+", dtype=np.uint8,
+                                     shape=(len(files), channels, resolution, resolution))
+    kept, skipped = 0, []
+    for path in files:
+        try:
+            image = load_image(path, resolution, channels)
+        except UserError as e:
+            skipped.append({"file": str(path.relative_to(src)), "why": str(e).split(": ", 1)[-1]})
+            continue
+        full[kept] = (image.numpy() * 255).round().astype(np.uint8)
+        kept += 1
+    if not kept:
+        raise UserError(f"none of the {len(files)} image files in {src} could be read")
+    full.flush()
+    del full
+    if kept < len(files):  # drop the rows of skipped files
+        path, tmp = level_file(out, resolution), out / "kept.npy"
+        np.save(tmp, np.load(path, mmap_mode="r")[:kept])
+        tmp.replace(path)
+    order = np.random.default_rng(SPLIT_SEED).permutation(kept)
+    n_test = int(round(kept * test_fraction))
+    split = {"train": sorted(order[n_test:].tolist()), "test": sorted(order[:n_test].tolist())}
+    return None, channels, split, skipped
+
+
+def make(src: str, out: Path, resolution: int, channels: int = 3, test_fraction: float = 0.1,
+         force: bool = False) -> dict:
+    """Pack `src` (a folder of images, or 'mnist' / 'fashion-mnist') into `out`; return the summary."""
+    out = Path(out)
+    if resolution < 4 or resolution > 1024 or resolution & (resolution - 1):
+        raise UserError(f"--resolution must be a power of two from 4 to 1024, got {resolution}")
+    if channels not in (1, 3):
+        raise UserError(f"--channels must be 1 or 3, got {channels}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise UserError(f"--test-fraction must lie in [0, 1), got {test_fraction}")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise UserError(f"{out} already exists: pass --force to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if src in mnist.DATASETS:
+        images, channels, split, skipped = _mnist_family(src, resolution)
+        np.save(level_file(out, resolution), images)
+    else:
+        if not Path(src).is_dir():
+            raise UserError(f"dataset source not found: {src} (a folder of images, or one of {', '.join(mnist.DATASETS)})")
+        _, channels, split, skipped = _folder(Path(src), out, resolution, channels, test_fraction)
+    _downsample_all(out, resolution)
+    meta = {"format": FORMAT, "version": 1, "source": str(src), "resolution": resolution, "channels": channels,
+            "count": len(split["train"]) + len(split["test"]), "split": split, "skipped": skipped}
+    (out / META).write_text(json.dumps(meta))
+    return {k: v for k, v in meta.items() if k != "split"} | {"train": len(split["train"]), "test": len(split["test"])}
+
+
+def _downsample_all(out: Path, resolution: int) -> None:
+    """Write each lower power-of-two resolution as 2x2 box averages of the one above, in chunks."""
+    while resolution > 4:
+        above = np.load(level_file(out, resolution), mmap_mode="r")
+        half = resolution // 2
+        below = np.lib.format.open_memmap(level_file(out, half), mode="w+", dtype=np.uint8,
+                                          shape=(len(above), above.shape[1], half, half))
+        for start in range(0, len(above), CHUNK):
+            block = above[start:start + CHUNK].astype(np.float32)
+            block = block.reshape(len(block), block.shape[1], half, 2, half, 2).mean(axis=(3, 5))
+            below[start:start + CHUNK] = np.round(block).astype(np.uint8)
+        below.flush()
+        del below
+        resolution = half
+
+
+def read(folder: Path, resolution: int, part: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """(all images at `resolution`, memory-mapped; indices of the `part`, 'train' or 'test')."""
+    folder = Path(folder)
+    meta_file = folder / META
+    if not meta_file.is_file():
+        raise UserError(f"{folder} is not a packed dataset (no {META}); make one with `alae dataset make`")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{meta_file} is not an alae packed dataset")
+    if resolution > meta["resolution"] or not level_file(folder, resolution).is_file():
+        raise UserError(f"{folder} has no {resolution}x{resolution} images (packed up to {meta['resolution']})")
+    return np.load(level_file(folder, resolution), mmap_mode="r"), np.asarray(meta["split"][part], dtype=np.int64)

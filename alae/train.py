@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 import yaml
+from tqdm import tqdm
 
 from . import checkpoint, schedule
 from .config import Config, from_dict
@@ -256,8 +257,6 @@ def truncate_stats(path: Path, images_seen: int) -> None:
 
 def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, progress: bool = True) -> Trainer:
     """Train `cfg` into run directory `run` (created, or continued with `resume`)."""
-    from tqdm import tqdm
-
     run = Path(run)
     prepare_run(run, resume, force)
     trainer = Trainer(cfg, run)

@@ -20,7 +20,7 @@ from .errors import UserError
 
 FORMAT = "alae-checkpoint"
 FORMAT_VERSION = 1
-PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a pickle protocol byte; torch.save's zip container
+PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a pickle's protocol opcode; torch.save's zip container
 
 
 def checkpoint_dir(run: Path) -> Path:
@@ -74,19 +74,34 @@ def save(run: Path, images: int, tensors: dict[str, torch.Tensor], meta: dict, k
     return path
 
 
+def _safetensors_header(data: bytes) -> dict | None:
+    """The JSON header of a safetensors file (8-byte little-endian length, then JSON), or None."""
+    size = int.from_bytes(data[:8], "little")
+    if len(data) < 8 or size > len(data) - 8:
+        return None
+    try:
+        header = json.loads(data[8: 8 + size])
+    except ValueError:
+        return None
+    return header if isinstance(header, dict) else None
+
+
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a checkpoint; refuse pickles, truncated files and other formats with a clear message."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     data = path.read_bytes()
-    if data[:4] == PICKLE_MAGIC[1] or data[:1] == PICKLE_MAGIC[0]:
-        raise UserError(f"{path} is a pickle; alae loads only safetensors checkpoints and never unpickles")
+    header = _safetensors_header(data)
+    if header is None:
+        if data[:4] == PICKLE_MAGIC[1] or data[:1] == PICKLE_MAGIC[0]:
+            raise UserError(f"{path} is a pickle; alae loads only safetensors checkpoints and never unpickles")
+        raise UserError(f"{path} is not a readable checkpoint (truncated or damaged): no safetensors header")
     try:
         tensors = st_load(data)
-        header = json.loads(data[8: 8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, OverflowError) as e:
+    except SafetensorError as e:
         raise UserError(f"{path} is not a readable checkpoint (truncated or damaged): {e}") from None
+    header = header.get("__metadata__") or {}
     if header.get("format") != FORMAT:
         raise UserError(f"{path} is a safetensors file but not an alae checkpoint")
     version = int(header.get("format_version", 0))

@@ -13,9 +13,6 @@ from pathlib import Path
 from . import config as config_mod
 from .errors import UserError
 
-MNIST_TRAIN_SIZE = 60_000
-
-
 class Parser(argparse.ArgumentParser):
     """argparse that reports its errors through UserError (one line, exit 2)."""
 
@@ -90,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args) -> config_mod.Config:
-    from .train import read_config
+    from .train import read_config, training_images
 
     if args.resume:
         if not args.out.is_dir():
@@ -99,16 +96,17 @@ def resolve_config(args) -> config_mod.Config:
         overrides = list(args.set)
     else:
         cfg, overrides = None, list(args.set)
-    if args.epochs is not None:
-        overrides.append(f"train.kimg={args.epochs * MNIST_TRAIN_SIZE / 1000}")
     if args.kimg is not None:
         overrides.append(f"train.kimg={args.kimg}")
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
     if cfg is None:
-        return config_mod.load(args.config, overrides)
-    for item in overrides:
-        config_mod.apply_override(cfg, item)
+        cfg = config_mod.load(args.config, overrides)
+    else:
+        for item in overrides:
+            config_mod.apply_override(cfg, item)
+    if args.epochs is not None:
+        config_mod.apply_override(cfg, f"train.kimg={args.epochs * len(training_images(cfg)[1]) / 1000}")
     return config_mod.validate(cfg)
 
 

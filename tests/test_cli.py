@@ -73,3 +73,14 @@ def test_table2_of_a_style_run_is_refused_clearly(capsys, tmp_path):
     assert main(["train", "--config", "mnist-style", "--out", str(out), "--kimg", "0.016", "--quiet", *sets]) == 0
     code, err = run_cli(capsys, "eval", "table2", str(out))
     assert code == 2 and "Table 2 is defined for the MLP networks on MNIST" in err
+
+
+def test_epochs_count_passes_over_the_training_set(tmp_path):
+    from alae.cli import build_parser, resolve_config
+    from alae.data import packed
+    args = build_parser().parse_args(["train", "--out", str(tmp_path / "r"), "--epochs", "0.5"])
+    assert resolve_config(args).train.kimg == 30.0  # half of MNIST's 60k
+    packed.make("fashion-mnist", tmp_path / "f", 32)
+    args = build_parser().parse_args(["train", "--config", "fashion-style", "--out", str(tmp_path / "s"),
+                                      "--epochs", "2", "--set", f"data.dataset={tmp_path / 'f'}"])
+    assert resolve_config(args).train.kimg == 120.0

@@ -108,8 +108,8 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
 
 def instance_norm_style(x: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
     """Instance norm that also returns what it removed: the style [mean; std] per channel (eq. 9)."""
-    mean = x.mean(dim=(2, 3), keepdim=True)
-    std = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).add(eps).sqrt()
+    var, mean = torch.var_mean(x, dim=(2, 3), correction=0, keepdim=True)
+    std = (var + eps).sqrt()
     return (x - mean) / std, torch.cat([mean, std], dim=1).flatten(1)
 
 

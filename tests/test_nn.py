@@ -41,3 +41,15 @@ def test_lr_multiplier_scales_the_adam_update_of_the_effective_weight():
 def test_pixel_norm_gives_unit_rms():
     x = pixel_norm(torch.randn(10, 50) * 7)
     assert torch.allclose(x.pow(2).mean(1), torch.ones(10), atol=1e-5)
+
+
+def test_instance_norm_style_returns_the_removed_mean_and_std():
+    from alae.nn import adain, instance_norm_style
+    x = torch.randn(2, 3, 5, 5) * 4 + 1
+    y, style = instance_norm_style(x)
+    assert torch.allclose(y.mean(dim=(2, 3)), torch.zeros(2, 3), atol=1e-5)
+    assert torch.allclose(y.std(dim=(2, 3), correction=0), torch.ones(2, 3), atol=1e-4)
+    mean, std = style.view(2, 2, 3).unbind(1)
+    assert torch.allclose(mean, x.mean(dim=(2, 3)), atol=1e-5)
+    # AdaIN with (scale, shift) = (std - 1, mean) puts the statistics back
+    assert torch.allclose(adain(y, torch.cat([std - 1, mean], 1)), x, atol=1e-4)

@@ -116,10 +116,6 @@ class ALAE(nn.Module):
     def reconstruct(self, x) -> torch.Tensor:
         return self.decode(self.encode(x))
 
-    def sample_z(self, n: int, seed: int | None = None) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        return torch.randn(n, self.cfg.latent_size, generator=gen)
-
     def map(self, z: torch.Tensor) -> torch.Tensor:
         """z -> w through F."""
         self._require_F("map z to w")
@@ -134,7 +130,7 @@ class ALAE(nn.Module):
         with torch.random.fork_rng(devices=devices):
             if seed is not None:
                 torch.manual_seed(seed)
-            w = self.map(self.sample_z(n))
+            w = self.map(torch.randn(n, self.cfg.latent_size))
             if truncation is not None and truncation != 1.0:
                 w = self.truncate(w, truncation)
             return self.decode(w)

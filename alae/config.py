@@ -8,6 +8,7 @@ A preset is a YAML file in `alae/configs/` with the sections `model`, `train` an
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,11 @@ class ModelConfig:
     d_lrmul: float = 0.1        # learning-rate multiplier of D's layers
     d_nonlinear: bool = True    # leaky ReLU between D's layers; false: D linear in w (reference code)
     ae_loss: str = "l2"         # pixel loss of the "ae" baseline: "l1" or "l2"
+
+    @property
+    def levels(self) -> int:
+        """Resolution levels of progressive growing: log2(resolution) - 1 for style networks, else 1."""
+        return int(math.log2(self.resolution)) - 1 if self.net == "style" else 1
 
 
 @dataclass

@@ -8,7 +8,6 @@ Training code uses the networks directly (`model.F(z)`, `model.E(x)`, ...). The 
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 
 import torch
@@ -34,9 +33,8 @@ class ALAE(nn.Module):
             self.E = mlp.EncoderE(cfg.latent_size, cfg.hidden)
             self.G = mlp.GeneratorG(cfg.latent_size, cfg.hidden, cfg.resolution)
         else:
-            levels = int(math.log2(cfg.resolution)) - 1
-            self.E = style.EncoderE(levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)
-            self.G = style.GeneratorG(levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)
+            self.E = style.EncoderE(cfg.levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)
+            self.G = style.GeneratorG(cfg.levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)
         self.register_buffer("w_avg", torch.zeros(cfg.latent_size))  # for the truncation trick
         if cfg.kind == "alae":
             self.F = mlp.MappingF(cfg.latent_size, cfg.f_layers, width, cfg.f_lrmul)
@@ -124,14 +122,15 @@ class ALAE(nn.Module):
     def generate(self, n: int, seed: int | None = None, truncation: float | None = None) -> torch.Tensor:
         """n images G(F(z)) with z ~ N(0, I) and G's noise inputs drawn from `seed`;
         `truncation` psi for style networks."""
-        if truncation is not None and truncation != 1.0 and not self.growing:
+        truncated = truncation is not None and truncation != 1.0
+        if truncated and not self.growing:
             raise UserError("truncation applies to the style networks only")
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             if seed is not None:
                 torch.manual_seed(seed)
             w = self.map(torch.randn(n, self.cfg.latent_size))
-            if truncation is not None and truncation != 1.0:
+            if truncated:
                 w = self.truncate(w, truncation)
             return self.decode(w)
 

@@ -23,11 +23,6 @@ class Phase:
     lr: float
 
 
-def levels(cfg: Config) -> int:
-    """Number of resolution levels: log2(resolution) - 1 for the style networks, 1 otherwise."""
-    return int(math.log2(cfg.model.resolution)) - 1 if cfg.model.net == "style" else 1
-
-
 def _per_level(values: list, level: int, default):
     return values[min(level, len(values) - 1)] if values else default
 
@@ -35,7 +30,7 @@ def _per_level(values: list, level: int, default):
 def phase(cfg: Config, images_seen: int) -> Phase:
     t = cfg.train
     level_images, fade_images = t.level_kimg * 1000, t.fade_kimg * 1000
-    level = min(int(images_seen // level_images), levels(cfg) - 1)
+    level = min(int(images_seen // level_images), cfg.model.levels - 1)
     into = images_seen - level * level_images
     blend = 1.0
     if level > 0 and into < fade_images:

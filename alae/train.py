@@ -143,8 +143,9 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.stream = DataStream(*training_images(cfg), t.seed, self.device)
         self.images_seen = self.steps = 0
-        self.level, self.blend = schedule.phase(cfg, 0).level, 1.0
-        self.optimizers = self.build_optimizers(schedule.phase(cfg, 0).lr)
+        start = schedule.phase(cfg, 0)
+        self.level, self.blend = start.level, start.blend
+        self.optimizers = self.build_optimizers(start.lr)
 
     def build_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
         """Adam for E+D and F+G (ALAE) or E+G (pixel AE); fresh state, as at the start of every level."""

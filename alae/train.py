@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from . import checkpoint, schedule
 from .config import Config, from_dict
-from .data import mnist, packed
+from .data import source
 from .errors import UserError
 from .losses import ae_step, d_step, g_step, pixel_step
 from .model import ALAE
@@ -88,22 +88,6 @@ class DataStream:
         return torch.from_numpy(np.ascontiguousarray(self.images[idx.numpy()])).to(self.device).float() / 255.0
 
 
-def training_images(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 [M, C, R, R], rows of the training images among them) for `cfg.data.dataset`:
-    the MNIST family's 28x28 digits (zero-padded to the resolution of style networks), or a
-    dataset packed by `alae dataset make` at the model's resolution."""
-    if cfg.data.dataset not in mnist.DATASETS:
-        images, rows = packed.read(Path(cfg.data.dataset), cfg.model.resolution)
-        if images.shape[1] != cfg.model.channels:
-            raise UserError(f"{cfg.data.dataset} has {images.shape[1]} channels, model.channels is {cfg.model.channels}")
-        return images, rows
-    images, _ = mnist.load("train", cfg.data.root, cfg.data.dataset)
-    pad = (cfg.model.resolution - 28) // 2 if cfg.model.net == "style" else 0
-    if pad < 0 or cfg.model.channels != 1:
-        raise UserError(f"{cfg.data.dataset} is 28x28 grayscale: set model.resolution >= 32 and model.channels 1")
-    return np.pad(images, ((0, 0), (pad, pad), (pad, pad)))[:, None], np.arange(len(images))
-
-
 def save_config(run: Path, cfg: Config) -> None:
     (run / CONFIG_FILE).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
@@ -141,7 +125,7 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.model = ALAE(cfg.model).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.stream = DataStream(*training_images(cfg), t.seed, self.device)
+        self.stream = DataStream(*source.images(cfg)[:2], t.seed, self.device)
         self.images_seen = self.steps = 0
         start = schedule.phase(cfg, 0)
         self.level, self.blend = start.level, start.blend

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from alae import report
 from alae.cli import main
 from alae.data import mnist
 from tests.test_style_training import TINY_STYLE
@@ -15,6 +16,18 @@ def style_run(tmp_path_factory):
     sets = [a for s in TINY_STYLE for a in ("--set", s)]
     assert main(["train", "--config", "mnist-style", "--out", str(out), "--kimg", "0.224", "--quiet", *sets]) == 0
     return out
+
+
+def test_a_style_run_gets_its_report_figures(style_run):
+    sizes = {name: Image.open(style_run / f"{name}.png").size
+             for name in ("losses", "reconstructions", "traversals", "generations", "mixing")}
+    tile = 64 + 2  # 32x32 drawn at 2x, plus padding
+    assert sizes["reconstructions"][1] == 2 * tile + 2
+    assert sizes["traversals"][1] == 2 * report.TRAVERSAL_PAIRS * tile + 2  # a z row and a w row per pair
+    # 32 samples in rows of 8, once without truncation and once with psi 0.7
+    assert sizes["generations"][1] == 2 * (report.SAMPLES // 8) * tile + 2
+    # a source row, then (coarse, middle) x MIX_IMAGES destinations
+    assert sizes["mixing"][1] == (1 + 2 * report.MIX_IMAGES) * tile + 2
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import torch
 from PIL import Image
 
 from alae import figures, report
+from alae.data import source
 from alae.train import train
 
 
@@ -14,7 +15,8 @@ def test_report_draws_reconstructions_traversals_and_losses(tiny_cfg, tmp_path):
     for name in ("reconstructions.png", "traversals.png", "losses.png"):
         assert (run / name).is_file(), name
     rec = Image.open(run / "reconstructions.png")
-    assert rec.height == 2 * (56 + figures.PAD) + figures.PAD  # two rows of 28x28 digits drawn at 2x
+    assert rec.size[1] == 2 * (56 + figures.PAD) + figures.PAD  # two rows of 28x28 digits drawn at 2x
+    assert rec.size[0] == figures.LABEL_WIDTH + report.FIGURE_IMAGES * (56 + figures.PAD) + figures.PAD
     trav = Image.open(run / "traversals.png")
     assert trav.height == 2 * report.TRAVERSAL_PAIRS * (56 + figures.PAD) + figures.PAD
     assert not (run / "table2.md").exists()  # report.table2 is off in the tiny config
@@ -27,9 +29,20 @@ def test_invert_F_finds_z_whose_image_is_w(tiny_model):
     assert torch.allclose(tiny_model.F(z), w, atol=0.1 * w.abs().max().item())
 
 
-def test_figure_digits_are_one_per_class_and_pairs_differ():
+def test_figure_images_are_one_per_class_and_pairs_differ():
     from alae.data import mnist
     _, labels = mnist.load("test")
-    assert labels[report.digit_indices(labels, 10)].tolist() == list(range(10))
-    a, b = report.digit_indices(labels, 4), report.digit_indices(labels, 4, offset=15)
+    assert labels[source.pick(labels, len(labels), 10)].tolist() == list(range(10))
+    a, b = source.pick(labels, len(labels), 4), source.pick(labels, len(labels), 4, offset=15)
     assert labels[b].tolist() == [5, 6, 7, 8] and not set(a) & set(b)
+
+
+def test_figure_images_of_an_unlabelled_dataset_are_spread_over_it():
+    assert source.pick(None, 100, 4) == [0, 25, 50, 75]
+    assert source.pick(None, 3, 4, offset=1) == [1, 2, 0, 1]  # fewer images than asked: they repeat
+
+
+def test_figure_images_are_padded_for_style_networks(tiny_cfg):
+    images = source.figure_images(tiny_cfg("mnist-style"), 3)
+    assert images.shape == (3, 1, 32, 32) and images.dtype == torch.float32
+    assert images[:, :, :2].abs().sum() == 0 and 0 < images.max() <= 1

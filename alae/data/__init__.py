@@ -1,1 +1,1 @@
-"""Datasets: MNIST idx files (bundled) and their Table 2 splits."""
+"""Datasets: the bundled MNIST family and its Table 2 splits, packed image folders, the images a config uses."""

@@ -114,15 +114,21 @@ def _downsample_all(out: Path, resolution: int) -> None:
         resolution = half
 
 
+def meta(folder: Path) -> dict:
+    """The meta.json of a packed dataset (format, resolution, channels, split, skipped files)."""
+    meta_file = Path(folder) / META
+    if not meta_file.is_file():
+        raise UserError(f"{folder} is not a packed dataset (no {META}); make one with `alae dataset make`")
+    data = json.loads(meta_file.read_text())
+    if data.get("format") != FORMAT:
+        raise UserError(f"{meta_file} is not an alae packed dataset")
+    return data
+
+
 def read(folder: Path, resolution: int, part: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """(all images at `resolution`, memory-mapped; indices of the `part`, 'train' or 'test')."""
     folder = Path(folder)
-    meta_file = folder / META
-    if not meta_file.is_file():
-        raise UserError(f"{folder} is not a packed dataset (no {META}); make one with `alae dataset make`")
-    meta = json.loads(meta_file.read_text())
-    if meta.get("format") != FORMAT:
-        raise UserError(f"{meta_file} is not an alae packed dataset")
-    if resolution > meta["resolution"] or not level_file(folder, resolution).is_file():
-        raise UserError(f"{folder} has no {resolution}x{resolution} images (packed up to {meta['resolution']})")
-    return np.load(level_file(folder, resolution), mmap_mode="r"), np.asarray(meta["split"][part], dtype=np.int64)
+    info = meta(folder)
+    if resolution > info["resolution"] or not level_file(folder, resolution).is_file():
+        raise UserError(f"{folder} has no {resolution}x{resolution} images (packed up to {info['resolution']})")
+    return np.load(level_file(folder, resolution), mmap_mode="r"), np.asarray(info["split"][part], dtype=np.int64)

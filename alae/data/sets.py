@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as nnf
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
@@ -33,13 +34,18 @@ class ImageSet:
 
 
 
-def array_set(name: str, images: np.ndarray, rows: np.ndarray) -> ImageSet:
-    """Rows of a uint8 array [M, C, H, W] (possibly memory-mapped)."""
-    digest = hashlib.sha256(f"{images.shape[1:]}|{len(rows)}".encode())
+def array_set(name: str, images: np.ndarray, rows: np.ndarray, size: int | None = None) -> ImageSet:
+    """Rows of a uint8 array [M, C, H, W] (possibly memory-mapped), averaged down to `size`
+    pixels a side (rounded back to uint8) when that is smaller than H."""
+    factor = images.shape[-1] // size if size else 1
+    digest = hashlib.sha256(f"{images.shape[1:]}|{len(rows)}|{factor}".encode())
     for start in range(0, len(rows), KEY_CHUNK):
         digest.update(np.ascontiguousarray(images[rows[start:start + KEY_CHUNK]]).tobytes())
-    return ImageSet(name, len(rows), digest.hexdigest(),
-                    lambda a, b: torch.from_numpy(np.ascontiguousarray(images[rows[a:b]])))
+
+    def read(a: int, b: int) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(images[rows[a:b]]))
+        return x if factor <= 1 else nnf.avg_pool2d(x.float(), factor).round().to(torch.uint8)
+    return ImageSet(name, len(rows), digest.hexdigest(), read)
 
 
 def read_file(path: Path) -> torch.Tensor:

@@ -112,9 +112,10 @@ class Evaluator:
         return real_stats(self.inception, images, self.batch, desc, self.progress)
 
     def _part(self, part: str) -> ImageSet:
+        """The first `num` images of the run's data part, at the model's current resolution
+        (a run stopped before its last level is compared at the size it generates)."""
         data, rows, _ = source.images(self.cfg, part)
-        rows = rows[:self.num]
-        return array_set(f"{self.cfg.data.dataset}:{part}", data, rows)
+        return array_set(f"{self.cfg.data.dataset}:{part}", data, rows[:self.num], self.model.resolution)
 
     # -- metrics -------------------------------------------------------------------
     # each returns (value, number of images or pairs it used)

@@ -2,13 +2,18 @@
 
 One file per checkpoint, `RUN/checkpoints/ckpt-NNNNNNNNN.safetensors` (images seen), so a
 checkpoint is either whole or absent: it is written to a temporary file, flushed,
-fsynced and renamed. Loading never unpickles anything.
+fsynced and renamed. A temporary file left by a killed write is never taken for a
+checkpoint and is removed by the next save; a failed write (disk full, read-only
+folder) removes its temporary file and leaves the previous checkpoints as they were.
+Loading never unpickles anything. The metadata names the checkpoint format version
+(a checkpoint without one is format 1) and the alae version that wrote it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 import torch
@@ -16,11 +21,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from .config import Config, from_dict
 from .errors import UserError
 
 FORMAT = "alae-checkpoint"
 FORMAT_VERSION = 1
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a pickle's protocol opcode; torch.save's zip container
+TEMP_SUFFIX = ".tmp"
+LEGACY_BUFFERS = ("w_avg",)  # buffers that checkpoints written before alae recorded its version lack
 
 
 def checkpoint_dir(run: Path) -> Path:
@@ -32,6 +40,7 @@ def list_checkpoints(run: Path) -> list[Path]:
 
 
 def latest(run: Path) -> Path:
+    """The newest whole checkpoint of a run (temporary files of unfinished writes are not checkpoints)."""
     found = list_checkpoints(run)
     if not found:
         raise UserError(f"no checkpoint in {checkpoint_dir(run)}")
@@ -47,8 +56,11 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write `data` to `path` so that a crash leaves either the old file or the new one.
+
+    On an OSError the temporary file is removed and the error propagates.
+    """
+    tmp = path.with_name(f".{path.name}{TEMP_SUFFIX}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -56,21 +68,41 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as e:
+    except OSError:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
+
+
+def alae_version() -> str:
+    return package_version("alae")
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e)
 
 
 def save(run: Path, images: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int) -> Path:
-    """Write checkpoint `ckpt-<images>` and delete all but the newest `keep`."""
+    """Write checkpoint `ckpt-<images>` and delete all but the newest `keep`.
+
+    A failed write raises a UserError and leaves the checkpoints already there intact.
+    """
     folder = checkpoint_dir(run)
-    folder.mkdir(parents=True, exist_ok=True)
-    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "meta": json.dumps(meta)}
     path = folder / f"ckpt-{images:012d}.safetensors"
+    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "alae_version": alae_version(),
+              "meta": json.dumps(meta)}
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    write_atomic(path, st_save(contiguous, metadata=header))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(f".ckpt-*{TEMP_SUFFIX}"):
+            stale.unlink()
+        write_atomic(path, st_save(contiguous, metadata=header))
+    except OSError as e:
+        raise UserError(f"cannot write checkpoint {path}: {_reason(e)}") from None
     for old in list_checkpoints(run)[:-keep]:
-        old.unlink()
+        try:
+            old.unlink()
+        except OSError as e:
+            raise UserError(f"cannot remove old checkpoint {old}: {_reason(e)}") from None
     return path
 
 
@@ -87,7 +119,10 @@ def _safetensors_header(data: bytes) -> dict | None:
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a checkpoint; refuse pickles, truncated files and other formats with a clear message."""
+    """Read a checkpoint: (tensors, metadata with `alae_version`, the version that wrote it, or None).
+
+    Pickles, truncated files, other formats and newer format versions are refused with a clear message.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
@@ -104,10 +139,50 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     header = header.get("__metadata__") or {}
     if header.get("format") != FORMAT:
         raise UserError(f"{path} is a safetensors file but not an alae checkpoint")
-    version = int(header.get("format_version", 0))
-    if version > FORMAT_VERSION:
-        raise UserError(f"{path} has checkpoint format {version}; this alae reads up to {FORMAT_VERSION}: upgrade alae")
-    return tensors, json.loads(header["meta"])
+    _check_format_version(path, header)
+    try:
+        meta = json.loads(header["meta"])
+    except (KeyError, ValueError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path} is not a readable checkpoint (damaged): its metadata is not a JSON object")
+    return tensors, meta | {"alae_version": header.get("alae_version")}
+
+
+def _check_format_version(path: Path, header: dict) -> None:
+    """Refuse a checkpoint format newer than this alae reads, naming the alae version that wrote it."""
+    text = header.get("format_version", "1")
+    writer = header.get("alae_version")
+    needed = f"alae {writer} or newer" if writer else "a newer alae"
+    if not text.isdigit():
+        raise UserError(f"{path} has an unknown checkpoint format version {text!r}: it needs {needed}")
+    if int(text) > FORMAT_VERSION:
+        raise UserError(f"{path} has checkpoint format {text}; this alae {alae_version()} reads format "
+                        f"{FORMAT_VERSION}: it needs {needed}")
+
+
+def require(meta: dict, keys: tuple[str, ...], path: Path) -> None:
+    """Refuse a checkpoint whose metadata lacks any of `keys`, saying whether an older alae wrote it."""
+    missing = [k for k in keys if k not in meta]
+    if not missing:
+        return
+    if meta.get("alae_version") is None:
+        raise UserError(f"{path} lacks {', '.join(missing)}: it was written by an earlier alae, before checkpoints "
+                        f"recorded their version; use the alae that wrote it")
+    raise UserError(f"{path} lacks {', '.join(missing)} in its metadata: not a checkpoint of alae train, or damaged")
+
+
+def saved_config(meta: dict, path: Path) -> Config:
+    """The config a checkpoint was trained with; one this alae cannot read names the alae version that can."""
+    require(meta, ("config",), path)
+    try:
+        return from_dict(meta["config"], str(path))
+    except UserError as e:
+        writer = meta.get("alae_version")
+        if writer in (None, alae_version()):
+            raise UserError(f"{path}: its config is invalid: {e}") from None
+        raise UserError(f"{path} was written by alae {writer} and its config does not fit this alae "
+                        f"{alae_version()} ({e}): load it with alae {writer}") from None
 
 
 def load_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, origin: Path) -> None:
@@ -118,7 +193,7 @@ def load_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix:
     extra = sorted(set(given) - set(own))
     if missing or extra:
         raise UserError(f"{origin} does not match this architecture: missing {missing[:3]}, unexpected {extra[:3]}")
-    for name, value in given.items():
+    for name, value in sorted(given.items()):
         if value.shape != own[name].shape:
             raise UserError(f"{origin}: {prefix}{name} has shape {tuple(value.shape)}, the model expects {tuple(own[name].shape)}")
     module.load_state_dict(given)
@@ -141,3 +216,15 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
         if "betas" in group:
             group["betas"] = tuple(group["betas"])
     opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def upgrade_legacy(tensors: dict[str, torch.Tensor], meta: dict, module: torch.nn.Module,
+                   prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Fill in what checkpoints of the alae versions that recorded no version (MLP runs only) lack:
+    the average w of the truncation trick (unused by MLP networks; zero) and the growing stage
+    (level 0, fully blended). Checkpoints that record their version are returned as they are."""
+    if meta.get("alae_version") is not None:
+        return tensors, meta
+    own = module.state_dict()
+    filled = {f"{prefix}{name}": own[name] for name in LEGACY_BUFFERS} | tensors
+    return filled, {"level": 0, "blend": 1.0} | meta

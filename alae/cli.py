@@ -136,17 +136,23 @@ def resolve_config(args) -> config_mod.Config:
     return config_mod.validate(cfg)
 
 
-def cmd_train(args) -> None:
+def cmd_train(args) -> int:
+    """Train, then write the report; SIGINT or SIGTERM stop after a checkpoint with status 128 + signal."""
     from . import report
-    from .train import train
+    from .train import Stopped, train
 
     if args.resume and args.force:
         raise UserError("--resume and --force contradict each other: choose one")
     cfg = resolve_config(args)
-    train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.quiet)
+    try:
+        train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.quiet)
+    except Stopped as e:
+        print(f"alae: {e}", file=sys.stderr)
+        return 128 + e.signum
     print(f"trained {cfg.train.kimg:g} kimg into {args.out}")
     if not args.no_report and (cfg.report.table2 or cfg.report.figures):
         report.write(args.out)
+    return 0
 
 
 def cmd_eval(args) -> None:
@@ -236,14 +242,13 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         commands = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "dataset": cmd_dataset,
                     "metrics": cmd_metrics, "fid": cmd_fid}
-        commands.get(args.command, cmd_figure)(args)
+        return commands.get(args.command, cmd_figure)(args) or 0
     except UserError as e:
         print(f"alae: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("alae: interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -160,8 +160,20 @@ def _merge(cfg: Config, tree: dict, origin: str) -> None:
             _apply(cfg, section, name, value)
 
 
+def _check_finite(cfg: Config) -> None:
+    """Refuse NaN and infinite numbers anywhere in the config, naming the key."""
+    for section in dataclasses.fields(Config):
+        obj = getattr(cfg, section.name)
+        for item in dataclasses.fields(obj):
+            value = getattr(obj, item.name)
+            for v in value if isinstance(value, list) else [value]:
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise UserError(f"config key {section.name}.{item.name}: must be a finite number, got {v}")
+
+
 def validate(cfg: Config) -> Config:
     """Check choices and ranges; raise a UserError naming the first bad key."""
+    _check_finite(cfg)
     for (section, name), allowed in CHOICES.items():
         value = getattr(getattr(cfg, section), name)
         if value not in allowed:

@@ -2,34 +2,61 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .errors import UserError
 
-Image.MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # refuse decompression bombs beyond 64 megapixels
+MAX_PIXELS = 64 * 1024 * 1024  # larger images are refused before decoding, as decompression bombs
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # and Pillow itself refuses those beyond twice this, wherever it opens one
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # modes Pillow opens 16-bit grayscale PNGs in
 
 
 def load_image(path: Path, resolution: int, channels: int) -> torch.Tensor:
     """One image file -> [channels, resolution, resolution] floats in [0, 1]: centre-cropped
-    to a square, resized with a box filter, converted to grayscale or RGB."""
+    to a square, resized with a box filter, converted to grayscale or RGB.
+
+    Grayscale, palette, RGBA and 16-bit images are converted (alpha dropped, 16-bit values
+    scaled to [0, 1]); a file that is not a readable image, or has more than MAX_PIXELS
+    pixels, is refused with a UserError.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            img = img.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
+    img, peak = decode(path, channels)
     side = min(img.size)
     left, top = (img.width - side) // 2, (img.height - side) // 2
     img = img.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.BOX)
-    array = np.asarray(img, dtype=np.float32) / 255.0
-    return torch.from_numpy(array.reshape(resolution, resolution, channels)).permute(2, 0, 1)
+    array = np.clip(np.asarray(img, dtype=np.float32) / peak, 0.0, 1.0).reshape(resolution, resolution, -1)
+    if array.shape[2] != channels:  # 16-bit grayscale read as RGB
+        array = np.repeat(array, channels, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+
+
+def decode(path: Path, channels: int) -> tuple[Image.Image, float]:
+    """Decode an image file into mode L or RGB, or 16-bit grayscale into mode F; return it and its peak value.
+
+    Any failure of the decoder on a damaged or hostile file is a UserError naming the file.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise UserError(f"cannot read image {path}: {img.width}x{img.height} pixels is more than "
+                                    f"{MAX_PIXELS // 2**20} megapixels (a decompression bomb?)")
+                img.load()
+                if img.mode in SIXTEEN_BIT:
+                    return img.convert("F"), 65535.0
+                return img.convert("L" if channels == 1 else "RGB"), 255.0
+    except UserError:
+        raise
+    except Exception as e:  # Pillow's decoders raise many types on damaged input
+        raise UserError(f"cannot read image {path}: {e or type(e).__name__}") from None
 
 
 def load_images(paths: list[Path], resolution: int, channels: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from . import checkpoint
-from .config import ModelConfig, from_dict
+from .config import ModelConfig
 from .errors import UserError
 from .nets import mlp, style
 
@@ -140,14 +140,19 @@ class ALAE(nn.Module):
 
 
 def load(run, device: str | torch.device = "cpu") -> ALAE:
-    """The EMA model of a run directory (its newest checkpoint) or of one checkpoint file."""
+    """The EMA model of a run directory (its newest checkpoint) or of one checkpoint file.
+
+    Checkpoints of older alae versions load; one this alae cannot read names the version it needs.
+    """
     path = Path(run)
     if path.is_dir():
         path = checkpoint.latest(path)
     elif not path.exists():
         raise UserError(f"run directory not found: {run}")
     tensors, meta = checkpoint.load(path)
-    model = ALAE(from_dict(meta["config"], str(path)).model)
+    model = ALAE(checkpoint.saved_config(meta, path).model)
+    tensors, meta = checkpoint.upgrade_legacy(tensors, meta, model, "ema.")
+    checkpoint.require(meta, ("level", "blend"), path)
     checkpoint.load_into(model, tensors, "ema.", path)
     model.grow(meta["level"], meta["blend"])
     return model.to(device).eval().requires_grad_(False)

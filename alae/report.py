@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+import torch.nn.functional as nnf
+
 from . import figures
 from .data import source
 from .errors import UserError
@@ -47,9 +50,12 @@ def draw_figures(run: Path, cfg, model, log=print) -> list[Path]:
     in w for ALAE, in w for a pixel AE). Style networks also get generations.png (psi 1 and
     psi `model.truncation_psi`) and mixing.png (Figure 9).
     """
-    out = {"reconstructions": figures.reconstructions(model, source.figure_images(cfg, FIGURE_IMAGES))}
-    a = source.figure_images(cfg, TRAVERSAL_PAIRS, offset=0)
-    b = source.figure_images(cfg, TRAVERSAL_PAIRS, offset=15)
+    def held_out(n: int, offset: int = 0) -> torch.Tensor:  # at the size the model works at now
+        x = source.figure_images(cfg, n, offset)
+        return nnf.avg_pool2d(x, x.shape[-1] // model.resolution) if x.shape[-1] > model.resolution else x
+
+    out = {"reconstructions": figures.reconstructions(model, held_out(FIGURE_IMAGES))}
+    a, b = held_out(TRAVERSAL_PAIRS), held_out(TRAVERSAL_PAIRS, offset=15)
     if model.F is not None:
         out["traversals"], residual = figures.traversals(model, a, b)
         log(f"traversals: z end points found by inverting F, relative residual {residual:.2e}")
@@ -57,8 +63,7 @@ def draw_figures(run: Path, cfg, model, log=print) -> list[Path]:
         out["traversals"] = figures.w_traversals(model, a, b)
     if model.growing:
         out["generations"] = figures.generations(model, SAMPLES, 0, (None, cfg.model.truncation_psi))
-        out["mixing"] = figures.style_mixing(model, source.figure_images(cfg, MIX_IMAGES, offset=10),
-                                             source.figure_images(cfg, MIX_IMAGES, offset=24))
+        out["mixing"] = figures.style_mixing(model, held_out(MIX_IMAGES, offset=10), held_out(MIX_IMAGES, offset=24))
     paths = []
     for name, image in out.items():
         paths.append(run / f"{name}.png")

@@ -2,8 +2,16 @@
 
 Everything random is a pure function of `train.seed` and the position in training:
 weights from `seed`; the data order of epoch k from (seed, k); every draw of a step
-(z, noise inputs, style mixing) from (seed, images seen). A run resumed from a
-checkpoint therefore equals the uninterrupted run, parameter for parameter.
+(z, noise inputs, style mixing) from (seed, images seen). The state of every random
+number generator at a step is therefore fixed by (seed, images seen), which each
+checkpoint holds (in its config and metadata), so no generator state needs storing and
+a run resumed from a checkpoint equals the uninterrupted run, parameter for parameter.
+
+A run survives being killed at any moment: its directory appears whole (config.yaml
+included), checkpoints and the config are written atomically, a torn last line of the
+log is dropped on resume, and `--resume` of a run killed before its first checkpoint
+starts it from the beginning. SIGINT and SIGTERM end the current step, write a
+checkpoint and raise `Stopped`; a non-finite loss stops training at that step.
 """
 
 from __future__ import annotations
@@ -11,7 +19,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -88,29 +99,65 @@ class DataStream:
         return torch.from_numpy(np.ascontiguousarray(self.images[idx.numpy()])).to(self.device).float() / 255.0
 
 
+class Stopped(Exception):
+    """Training stopped by SIGINT or SIGTERM after writing a checkpoint; `signum` is the signal."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+
+
 def save_config(run: Path, cfg: Config) -> None:
-    (run / CONFIG_FILE).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write the run's config.yaml atomically."""
+    path = run / CONFIG_FILE
+    try:
+        checkpoint.write_atomic(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def read_config(run: Path) -> Config:
     path = Path(run) / CONFIG_FILE
     if not path.is_file():
         raise UserError(f"{run} is not a run directory (no {CONFIG_FILE})")
-    return from_dict(yaml.safe_load(path.read_text()), str(path))
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return from_dict(tree, str(path))
 
 
-def prepare_run(run: Path, resume: bool, force: bool) -> None:
-    """Refuse to overwrite an existing run unless asked to resume it or start over."""
-    run = Path(run)
+def prepare_run(run: Path, cfg: Config, resume: bool, force: bool) -> None:
+    """Refuse to overwrite an existing run unless asked to resume it or start over.
+
+    A new run directory is made beside `run` with its config.yaml and renamed into place, so a
+    process killed at any moment leaves no run, or one that `--resume` continues; with `force`
+    the old run is renamed away before the new one takes its place, then deleted.
+    """
     if resume:
         if not run.is_dir():
             raise UserError(f"cannot resume: run directory {run} does not exist")
         return
-    if run.exists() and any(run.iterdir()):
-        if not force:
-            raise UserError(f"run directory {run} already exists: pass --resume to continue it or --force to start over")
-        shutil.rmtree(run)
-    run.mkdir(parents=True, exist_ok=True)
+    if run.exists() and not run.is_dir():
+        raise UserError(f"run directory {run} is a file")
+    if run.is_dir() and any(run.iterdir()) and not force:
+        raise UserError(f"run directory {run} already exists: pass --resume to continue it or --force to start over")
+    try:
+        _replace_run(run, cfg)
+    except OSError as e:
+        raise UserError(f"cannot create run directory {run}: {e.strerror or e}") from None
+
+
+def _replace_run(run: Path, cfg: Config) -> None:
+    """Put a fresh run directory holding only config.yaml at `run`, removing what was there."""
+    run.parent.mkdir(parents=True, exist_ok=True)
+    fresh, old = (run.parent / f".{run.name}.{what}-{os.getpid()}" for what in ("new", "old"))
+    fresh.mkdir()
+    save_config(fresh, cfg)
+    if run.exists():
+        run.rename(old)
+    fresh.rename(run)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 class Trainer:
@@ -192,7 +239,9 @@ class Trainer:
         return checkpoint.save(self.run, self.images_seen, tensors, meta, self.cfg.train.keep_checkpoints)
 
     def restore(self, path: Path) -> None:
+        """Continue from checkpoint `path`; refuse one of another model config, naming the first key that differs."""
         tensors, meta = checkpoint.load(path)
+        checkpoint.require(meta, ("config", "images_seen", "steps", "level", "blend", "optimizers"), path)
         saved, wanted = meta["config"]["model"], self.cfg.to_dict()["model"]
         differ = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
         if differ:
@@ -224,28 +273,74 @@ class StatsLog:
         row = {"kimg": images_seen / 1000, "step": steps}
         row |= {k: v / self.count for k, v in self.sums.items()}
         row["img_per_s"] = self.images / seconds
-        for v in row.values():
-            if isinstance(v, float) and not math.isfinite(v):
-                raise UserError(f"training diverged: non-finite loss at step {row['step']}: {row}")
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
         self.sums, self.count, self.images, self.t0 = {}, 0, 0, time.perf_counter()
         return row
 
 
+def _log_row(line: str) -> dict | None:
+    """One line of stats.jsonl, or None for a line torn by a killed process."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("kimg"), (int, float)) else None
+
+
 def truncate_stats(path: Path, images_seen: int) -> None:
-    """Drop log lines written after the checkpoint being resumed, so the log has no repeats."""
+    """Drop log lines written after the checkpoint being resumed (so the log has no repeats) and torn lines."""
     if path.is_file():
-        keep = [line for line in path.read_text().splitlines() if json.loads(line)["kimg"] * 1000 <= images_seen]
-        path.write_text("".join(line + "\n" for line in keep))
+        rows = [(line, _log_row(line)) for line in path.read_text().splitlines()]
+        keep = "".join(line + "\n" for line, row in rows if row is not None and row["kimg"] * 1000 <= images_seen)
+        try:
+            checkpoint.write_atomic(path, keep.encode())
+        except OSError as e:
+            raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def check_finite(stats: dict[str, float], trainer: Trainer) -> None:
+    """Stop at the first step with a non-finite loss, naming the step, the loss and the checkpoint kept."""
+    bad = next((k for k, v in stats.items() if not math.isfinite(v)), None)
+    if bad is not None:
+        kept = checkpoint.list_checkpoints(trainer.run)
+        last = f"the last good checkpoint, {kept[-1]}, stays the latest" if kept else "no checkpoint was written"
+        raise UserError(f"training diverged at step {trainer.steps} ({trainer.images_seen} images): "
+                        f"{bad} is {stats[bad]}; {last}")
+
+
+class StopSignals:
+    """While active (in the main thread), SIGINT and SIGTERM only record themselves in `signum`,
+    for the training loop to check once per step; the previous handlers come back on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> StopSignals:
+        self.signum, self.previous = None, {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._record)
+        return self
+
+    def _record(self, signum: int, frame) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, progress: bool = True) -> Trainer:
-    """Train `cfg` into run directory `run` (created, or continued with `resume`)."""
+    """Train `cfg` into run directory `run` (created, or continued with `resume`).
+
+    Raises `Stopped` after writing a checkpoint when SIGINT or SIGTERM arrives, and a
+    UserError at the first non-finite loss (without writing a checkpoint).
+    """
     run = Path(run)
-    prepare_run(run, resume, force)
+    prepare_run(run, cfg, resume, force)
     trainer = Trainer(cfg, run)
-    if resume:
+    restored = resume and bool(checkpoint.list_checkpoints(run))
+    if restored:
         trainer.restore(checkpoint.latest(run))
     save_config(run, cfg)
     t = cfg.train
@@ -256,13 +351,14 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
     if progress:
         print(f"training {cfg.model.kind} ({cfg.model.net}) for {t.kimg:g} kimg "
               f"({total / len(trainer.stream):.1f} epochs) into {run}; the bar shows the time left")
-    last_saved = trainer.images_seen if resume else None
+    last_saved = trainer.images_seen if restored else None
     bar = tqdm(total=total, initial=min(trainer.images_seen, total), unit="img", unit_scale=True,
                disable=not progress, desc=f"{cfg.model.kind} {run.name}", dynamic_ncols=True)
-    with bar:
+    with bar, StopSignals() as stop:
         while trainer.images_seen < total:
             before = trainer.images_seen
             stats = trainer.step()
+            check_finite(stats, trainer)
             log.add(stats, trainer.images_seen - before)
             bar.update(trainer.images_seen - before)
             bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items() if k != "level"}, refresh=False)
@@ -271,6 +367,11 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
             if trainer.images_seen // ckpt_every != before // ckpt_every:
                 trainer.save()
                 last_saved = trainer.images_seen
+            if stop.signum is not None:
+                path = trainer.save() if last_saved != trainer.images_seen else checkpoint.latest(run)
+                raise Stopped(stop.signum, f"stopped by {signal.Signals(stop.signum).name} at step {trainer.steps} "
+                                           f"({trainer.images_seen} images); checkpoint {path} written: "
+                                           f"continue with --resume")
     if log.count:
         log.flush(trainer.images_seen, trainer.steps)
     if last_saved != trainer.images_seen:

@@ -21,3 +21,14 @@ def tiny_cfg():
 def tiny_model(tiny_cfg):
     torch.manual_seed(0)
     return ALAE(tiny_cfg().model)
+
+
+@pytest.fixture(scope="session")
+def style_run(tmp_path_factory):
+    """A tiny StyleALAE run grown to 32x32, trained by the CLI, with its report figures."""
+    from alae.cli import main
+    from tests.test_style_training import TINY_STYLE
+    out = tmp_path_factory.mktemp("style") / "run"
+    sets = [a for s in TINY_STYLE for a in ("--set", s)]
+    assert main(["train", "--config", "mnist-style", "--out", str(out), "--kimg", "0.224", "--quiet", *sets]) == 0
+    return out

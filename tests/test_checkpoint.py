@@ -16,7 +16,8 @@ def test_roundtrip_and_keep_last(tmp_path):
     names = [p.name for p in checkpoint.list_checkpoints(tmp_path)]
     assert names == [f"ckpt-{i:012d}.safetensors" for i in (20, 30, 40)]
     tensors, meta = checkpoint.load(checkpoint.latest(tmp_path))
-    assert torch.equal(tensors["a"], torch.full((3,), 40.0)) and meta == {"images_seen": 40}
+    assert torch.equal(tensors["a"], torch.full((3,), 40.0))
+    assert meta == {"images_seen": 40, "alae_version": checkpoint.alae_version()}
     assert not list((tmp_path / "checkpoints").glob(".*tmp"))
 
 

@@ -7,15 +7,6 @@ from PIL import Image
 from alae import report
 from alae.cli import main
 from alae.data import mnist
-from tests.test_style_training import TINY_STYLE
-
-
-@pytest.fixture(scope="module")
-def style_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("style") / "run"
-    sets = [a for s in TINY_STYLE for a in ("--set", s)]
-    assert main(["train", "--config", "mnist-style", "--out", str(out), "--kimg", "0.224", "--quiet", *sets]) == 0
-    return out
 
 
 def test_a_style_run_gets_its_report_figures(style_run):

@@ -164,16 +164,6 @@ def test_trimmed_mean_drops_the_outer_percentiles():
 
 
 # -- the metrics command -----------------------------------------------------------
-@pytest.fixture(scope="module")
-def style_run(tmp_path_factory):
-    from tests.test_style_training import TINY_STYLE
-    out = tmp_path_factory.mktemp("style") / "run"
-    sets = [a for s in TINY_STYLE for a in ("--set", s)]
-    assert main(["train", "--config", "mnist-style", "--out", str(out), "--kimg", "0.224", "--quiet",
-                 "--no-report", *sets]) == 0
-    return out
-
-
 @needs_networks
 def test_metrics_of_a_style_run_are_printed_and_appended(style_run, capsys):
     names = "fid,fid_rec,ppl_wend,ppl_zfull,lpips_rec"

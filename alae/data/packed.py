@@ -119,9 +119,15 @@ def meta(folder: Path) -> dict:
     meta_file = Path(folder) / META
     if not meta_file.is_file():
         raise UserError(f"{folder} is not a packed dataset (no {META}); make one with `alae dataset make`")
-    data = json.loads(meta_file.read_text())
-    if data.get("format") != FORMAT:
+    try:
+        data = json.loads(meta_file.read_text())
+    except ValueError as e:
+        raise UserError(f"{meta_file} is damaged (not JSON: {e}); make the dataset again") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(f"{meta_file} is not an alae packed dataset")
+    missing = [k for k in ("resolution", "channels", "split") if k not in data]
+    if missing:
+        raise UserError(f"{meta_file} is damaged (lacks {', '.join(missing)}); make the dataset again")
     return data
 
 
@@ -129,6 +135,17 @@ def read(folder: Path, resolution: int, part: str = "train") -> tuple[np.ndarray
     """(all images at `resolution`, memory-mapped; indices of the `part`, 'train' or 'test')."""
     folder = Path(folder)
     info = meta(folder)
-    if resolution > info["resolution"] or not level_file(folder, resolution).is_file():
+    path = level_file(folder, resolution)
+    if resolution > info["resolution"] or not path.is_file():
         raise UserError(f"{folder} has no {resolution}x{resolution} images (packed up to {info['resolution']})")
-    return np.load(level_file(folder, resolution), mmap_mode="r"), np.asarray(info["split"][part], dtype=np.int64)
+    try:
+        images = np.load(path, mmap_mode="r")
+    except (ValueError, OSError) as e:
+        raise UserError(f"cannot read {path}: {e}; make the dataset again") from None
+    if images.dtype != np.uint8 or images.shape[1:] != (info["channels"], resolution, resolution):
+        raise UserError(f"{path} holds {images.dtype} {images.shape[1:]}, not uint8 images "
+                        f"({info['channels']}, {resolution}, {resolution}); make the dataset again")
+    rows = np.asarray(info["split"][part], dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(images)):
+        raise UserError(f"{folder / META}: the {part} split names images beyond the {len(images)} in {path}")
+    return images, rows

@@ -17,9 +17,9 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as nnf
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
+from ..images import decode
 from . import mnist, packed
 
 KEY_CHUNK = 4096  # images hashed per read
@@ -49,12 +49,12 @@ def array_set(name: str, images: np.ndarray, rows: np.ndarray, size: int | None 
 
 
 def read_file(path: Path) -> torch.Tensor:
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    """An image file at its own size as uint8 RGB [3, H, W] (16-bit images scaled to 8 bits)."""
+    img, peak = decode(path, 3)
+    array = np.clip(np.round(np.asarray(img, dtype=np.float32) * (255.0 / peak)), 0, 255).astype(np.uint8)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
 
 
 def file_set(folder: Path, limit: int | None = None) -> ImageSet:

@@ -81,13 +81,18 @@ def _reason(e: OSError) -> str:
     return e.strerror or str(e)
 
 
+def checkpoint_path(run: Path, images: int) -> Path:
+    """Where the checkpoint after `images` training images is written."""
+    return checkpoint_dir(run) / f"ckpt-{images:012d}.safetensors"
+
+
 def save(run: Path, images: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int) -> Path:
     """Write checkpoint `ckpt-<images>` and delete all but the newest `keep`.
 
     A failed write raises a UserError and leaves the checkpoints already there intact.
     """
     folder = checkpoint_dir(run)
-    path = folder / f"ckpt-{images:012d}.safetensors"
+    path = checkpoint_path(run, images)
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "alae_version": alae_version(),
               "meta": json.dumps(meta)}
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}

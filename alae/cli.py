@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import config as config_mod
+from . import dist
 from .errors import UserError
 
 class Parser(argparse.ArgumentParser):
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--epochs", type=float, help="training length in passes over the training set")
     length.add_argument("--kimg", type=float, help="training length in thousands of training images")
     train.add_argument("--seed", type=int, help="seed of weights, data order and noise")
+    train.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: mixed precision (autocast)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     train.add_argument("--force", action="store_true", help="delete an existing --out and start over")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -126,6 +128,8 @@ def resolve_config(args) -> config_mod.Config:
         overrides.append(f"train.kimg={args.kimg}")
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
+    if args.precision is not None:
+        overrides.append(f"train.precision={args.precision}")
     if cfg is None:
         cfg = config_mod.load(args.config, overrides)
     else:
@@ -144,11 +148,17 @@ def cmd_train(args) -> int:
     if args.resume and args.force:
         raise UserError("--resume and --force contradict each other: choose one")
     cfg = resolve_config(args)
+    rank, _ = dist.world()
     try:
         train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.quiet)
     except Stopped as e:
-        print(f"alae: {e}", file=sys.stderr)
+        if rank == 0:
+            print(f"alae: {e}", file=sys.stderr)
         return 128 + e.signum
+    finally:
+        dist.close()
+    if rank != 0:
+        return 0
     print(f"trained {cfg.train.kimg:g} kimg into {args.out}")
     if not args.no_report and (cfg.report.table2 or cfg.report.figures):
         report.write(args.out)

@@ -68,6 +68,7 @@ class TrainConfig:
     keep_checkpoints: int = 3   # how many recent checkpoints to keep
     threads: int = 0            # torch intra-op threads; 0 keeps torch's default
     device: str = "auto"        # "auto" (cuda if available), "cpu", "cuda" or "cuda:N"
+    precision: str = "fp32"     # "fp32", or "bf16": networks under bf16 autocast, losses and R1 in fp32
 
 
 @dataclass
@@ -99,6 +100,7 @@ CHOICES = {
     ("model", "net"): ("mlp", "style"),
     ("model", "ae_loss"): ("l1", "l2"),
     ("model", "channels"): (1, 3),
+    ("train", "precision"): ("fp32", "bf16"),
 }
 POSITIVE = {
     ("model", "latent_size"), ("model", "resolution"), ("model", "hidden"),

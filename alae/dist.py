@@ -3,11 +3,19 @@
 Under `torchrun --nproc_per_node K ...` the environment names each process's RANK and the
 WORLD_SIZE; a process group (NCCL on GPUs, Gloo on CPUs) is started on first use. Without
 torchrun everything here is the identity for a world of one.
+
+Data-parallel training splits each global batch into equal shards, one per process, and
+averages gradients before every optimizer step. Inside `batch_shard` every random draw of
+a batch (`randn_rows`) is made for the whole global batch, identically in every process,
+and each process keeps its own rows: a run on K processes makes the same draws as a run
+on one, so the two train the same networks up to float rounding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as tdist
@@ -51,3 +59,61 @@ def gather_all(tensor: torch.Tensor) -> torch.Tensor:
     parts = [sum_all(torch.zeros_like(padded).copy_(padded) if r == tdist.get_rank() else torch.zeros_like(padded))
              for r in range(tdist.get_world_size())]
     return torch.cat([p[:int(k)] for p, k in zip(parts, n)])
+
+
+def barrier() -> None:
+    if tdist.is_initialized():
+        tdist.barrier()
+
+
+def close() -> None:
+    """End the process group (at the end of a torchrun job)."""
+    if tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's rows [offset, offset + size) of a global batch of `total` rows."""
+
+    offset: int
+    size: int
+    total: int
+
+
+_shard: Shard | None = None
+
+
+@contextlib.contextmanager
+def batch_shard(shard: Shard):
+    """Within this block, `randn_rows` draws for the global batch and returns this process's rows."""
+    global _shard
+    outer, _shard = _shard, shard
+    try:
+        yield
+    finally:
+        _shard = outer
+
+
+def randn_rows(n: int, *shape: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+               ) -> torch.Tensor:
+    """N(0, 1) samples [n, *shape]: within `batch_shard` of local size n, this process's rows of a
+    draw for the whole global batch (so every process advances the generator alike)."""
+    s = _shard
+    if s is None or n != s.size or s.total == n:
+        return torch.randn(n, *shape, device=device, dtype=dtype)
+    return torch.randn(s.total, *shape, device=device, dtype=dtype)[s.offset:s.offset + n]
+
+
+def average_gradients(params: list[torch.Tensor]) -> None:
+    """Replace each gradient by its mean over all processes (one flat all-reduce)."""
+    if not tdist.is_initialized() or tdist.get_world_size() == 1:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    tdist.all_reduce(flat)
+    flat /= tdist.get_world_size()
+    for g, part in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(part.view_as(g))

@@ -10,6 +10,11 @@ Steps 1 and 2 feed G with style mixing (`ALAE.styles`), step 3 with one w per im
 `opt_ED` holds E and D, `opt_FG` holds F and G (as the reference code); step 3 steps
 both, and Adam skips every parameter that received no gradient, so each step moves
 only its own networks.
+
+Each step runs its networks under `autocast` (a context: none for fp32, bf16 autocast for
+mixed precision) and computes its losses, the R1 penalty included, in fp32. Gradients are
+averaged over data-parallel processes before each optimizer step. Steps return their
+statistics as 0-dim tensors, so that the hot loop does not wait on the device.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ import contextlib
 import torch
 import torch.nn.functional as nnf
 from torch import nn
+
+from . import dist
+
+fp32 = contextlib.nullcontext
 
 
 @contextlib.contextmanager
@@ -35,59 +44,62 @@ def frozen(*nets: nn.Module):
             p.requires_grad_(flag)
 
 
+def update(loss: torch.Tensor, *opts: torch.optim.Optimizer) -> None:
+    """Backpropagate `loss` into the parameters of `opts`, average over processes, step."""
+    for opt in opts:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in opts:
+        dist.average_gradients([p for group in opt.param_groups for p in group["params"]])
+        opt.step()
+
+
 def r1_penalty(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample ||grad_x logit||^2 on real data (Mescheder et al. 2018), graph kept for backward."""
+    """Per-sample ||grad_x logit||^2 on real data (Mescheder et al. 2018), in fp32, graph kept for backward."""
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-    return grad.pow(2).reshape(grad.shape[0], -1).sum(dim=1)
+    return grad.float().pow(2).reshape(grad.shape[0], -1).sum(dim=1)
 
 
-def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float) -> dict[str, float]:
+def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, autocast=fp32) -> dict[str, torch.Tensor]:
     """Step 1: update E and D to tell real x from generated G(F(z)), with R1 on real data."""
-    with torch.no_grad():
-        fake = model.G(model.styles(z, mix=True))
-    x = x.detach().requires_grad_(r1_gamma > 0)
-    real_logits = model.D(model.E(x))
-    fake_logits = model.D(model.E(fake))
+    with autocast():
+        with torch.no_grad():
+            fake = model.G(model.styles(z, mix=True))
+        x = x.detach().requires_grad_(r1_gamma > 0)
+        real_logits = model.D(model.E(x)).float()
+        fake_logits = model.D(model.E(fake)).float()
     loss = nnf.softplus(fake_logits) + nnf.softplus(-real_logits)
     r1 = r1_penalty(real_logits, x) if r1_gamma > 0 else torch.zeros_like(loss)
-    total = (loss + 0.5 * r1_gamma * r1).mean()
-    opt_ED.zero_grad(set_to_none=True)
-    total.backward()
-    opt_ED.step()
-    return {"loss_d": loss.mean().item(), "r1": r1.mean().item()}
+    update((loss + 0.5 * r1_gamma * r1).mean(), opt_ED)
+    return {"loss_d": loss.detach().mean(), "r1": r1.detach().mean()}
 
 
-def g_step(model, opt_FG, z: torch.Tensor) -> dict[str, float]:
+def g_step(model, opt_FG, z: torch.Tensor, autocast=fp32) -> dict[str, torch.Tensor]:
     """Step 2: update F and G so that D∘E takes G(F(z)) for real."""
     with frozen(model.E, model.D):
-        loss = nnf.softplus(-model.D(model.E(model.G(model.styles(z, mix=True))))).mean()
-        opt_FG.zero_grad(set_to_none=True)
-        loss.backward()
-    opt_FG.step()
-    return {"loss_g": loss.item()}
+        with autocast():
+            logits = model.D(model.E(model.G(model.styles(z, mix=True)))).float()
+        loss = nnf.softplus(-logits).mean()
+        update(loss, opt_FG)
+    return {"loss_g": loss.detach()}
 
 
-def ae_step(model, opt_ED, opt_FG, z: torch.Tensor, trains_F: bool) -> dict[str, float]:
+def ae_step(model, opt_ED, opt_FG, z: torch.Tensor, trains_F: bool, autocast=fp32) -> dict[str, torch.Tensor]:
     """Step 3: update E and G so that E(G(w)) gives back w = F(z) (latent autoencoding)."""
-    if trains_F:
-        w = model.F(z)
-    else:
-        with torch.no_grad():
+    with autocast():
+        with torch.set_grad_enabled(trains_F):
             w = model.F(z)
-    loss = (model.E(model.G(w)) - w.detach()).pow(2).mean()
-    opt_ED.zero_grad(set_to_none=True)
-    opt_FG.zero_grad(set_to_none=True)
-    loss.backward()
-    opt_ED.step()
-    opt_FG.step()
-    return {"loss_ae": loss.item()}
+        w_back = model.E(model.G(w)).float()
+    loss = (w_back - w.detach().float()).pow(2).mean()
+    update(loss, opt_ED, opt_FG)
+    return {"loss_ae": loss.detach()}
 
 
-def pixel_step(model, opt, x: torch.Tensor, kind: str) -> dict[str, float]:
+def pixel_step(model, opt, x: torch.Tensor, kind: str, autocast=fp32) -> dict[str, torch.Tensor]:
     """The AE baseline of Table 2: update E and G on |x - G(E(x))| (L1) or its square (L2)."""
-    diff = model.G(model.E(x)) - x
+    with autocast():
+        y = model.G(model.E(x)).float()
+    diff = y - x
     loss = diff.abs().mean() if kind == "l1" else diff.pow(2).mean()
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return {"loss_pixel": loss.item()}
+    update(loss, opt)
+    return {"loss_pixel": loss.detach()}

@@ -16,6 +16,7 @@ from torch import nn
 
 from . import checkpoint
 from .config import ModelConfig
+from .dist import randn_rows
 from .errors import UserError
 from .nets import mlp, style
 
@@ -65,7 +66,7 @@ class ALAE(nn.Module):
         w = self.F(z)
         if not (mix and self.growing and torch.rand(()) < self.cfg.style_mixing_prob):
             return w
-        w2 = self.F(torch.randn_like(z))
+        w2 = self.F(randn_rows(*z.shape, device=z.device, dtype=z.dtype))
         crossover = int(torch.randint(1, 2 * (self.G.level + 1) + 1, ()))
         layer = torch.arange(self.G.num_styles, device=w.device)[None, :, None]
         return torch.where(layer < crossover, w[:, None], w2[:, None])

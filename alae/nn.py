@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
+from .dist import randn_rows
+
 LRELU_SLOPE = 0.2
 HE_GAIN = math.sqrt(2.0)
 
@@ -94,7 +96,7 @@ class NoiseInput(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+        noise = randn_rows(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
         return x + self.weight * noise
 
 

@@ -7,6 +7,12 @@ number generator at a step is therefore fixed by (seed, images seen), which each
 checkpoint holds (in its config and metadata), so no generator state needs storing and
 a run resumed from a checkpoint equals the uninterrupted run, parameter for parameter.
 
+Launched by torchrun, K processes train data-parallel: each takes its shard of every
+global batch (stream positions, z and noise rows, see `dist`), gradients are averaged
+before every optimizer step, and only rank 0 writes files. The result equals a
+one-process run with the same global batch up to float rounding, and the run can be
+resumed with any number of processes.
+
 A run survives being killed at any moment: its directory appears whole (config.yaml
 included), checkpoints and the config are written atomically, a torn last line of the
 log is dropped on resume, and `--resume` of a run killed before its first checkpoint
@@ -16,6 +22,7 @@ checkpoint and raise `Stopped`; a non-finite loss stops training at that step.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -32,7 +39,7 @@ import torch.nn.functional as nnf
 import yaml
 from tqdm import tqdm
 
-from . import checkpoint, schedule
+from . import checkpoint, dist, schedule
 from .config import Config, from_dict
 from .data import source
 from .errors import UserError
@@ -42,6 +49,16 @@ from .nn import downsample, upsample
 
 CONFIG_FILE = "config.yaml"
 STATS_FILE = "stats.jsonl"
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast_for(precision: str, device: torch.device):
+    """A context factory running the networks in `precision` (bf16: autocast, on CPU or GPU)."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -163,16 +180,19 @@ def _replace_run(run: Path, cfg: Config) -> None:
 class Trainer:
     """Holds the model, its EMA copy, the optimizers and the data stream; runs the schedule."""
 
-    def __init__(self, cfg: Config, run: Path):
+    def __init__(self, cfg: Config, run: Path, data: tuple[np.ndarray, np.ndarray] | None = None):
+        """`data`: uint8 images [M, C, R, R] and the rows to train on, instead of cfg.data's dataset."""
         self.cfg, self.run = cfg, Path(run)
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.device = resolve_device(t.device)
+        self.rank, self.world = dist.world()
+        self.device = dist.device_for_rank(resolve_device(t.device))
+        self.autocast = autocast_for(t.precision, self.device)
         torch.manual_seed(t.seed)
         self.model = ALAE(cfg.model).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.stream = DataStream(*source.images(cfg)[:2], t.seed, self.device)
+        self.stream = DataStream(*(data or source.images(cfg)[:2]), t.seed, self.device)
         self.images_seen = self.steps = 0
         start = schedule.phase(cfg, 0)
         self.level, self.blend = start.level, start.blend
@@ -188,7 +208,9 @@ class Trainer:
         return {"EG": torch.optim.Adam([*m.E.parameters(), *m.G.parameters()], **adam)}
 
     # -- one iteration -------------------------------------------------------------
-    def step(self) -> dict[str, float]:
+    def step(self) -> dict[str, torch.Tensor | float]:
+        """One iteration on this process's shard of the global batch; statistics as 0-dim tensors
+        of this process (`settle` averages them over processes)."""
         t, m = self.cfg.train, self.model
         now = schedule.phase(self.cfg, self.images_seen)
         if now.level != self.level:
@@ -196,27 +218,33 @@ class Trainer:
         self.blend = now.blend
         for net in (m, self.ema):
             net.grow(now.level, now.blend)
+        if now.batch_size % self.world:
+            raise UserError(f"the batch size {now.batch_size} does not split evenly over {self.world} processes")
+        n = now.batch_size // self.world
+        shard = dist.Shard(self.rank * n, n, now.batch_size)
         # every random draw of this step (z, noise inputs, style mixing) comes from this seed,
         # so that a resumed run makes the same draws as an uninterrupted one
         torch.manual_seed(t.seed * 1_000_003 + self.images_seen)
-        x = self.stream.batch(self.images_seen, now.batch_size, m.resolution, now.blend)
-        if self.cfg.model.kind == "alae":
-            n = now.batch_size
-            stats = d_step(m, self.optimizers["ED"], x, self.sample_z(n), t.r1_gamma)
-            stats |= g_step(m, self.optimizers["FG"], self.sample_z(n))
-            stats |= ae_step(m, self.optimizers["ED"], self.optimizers["FG"], self.sample_z(n), t.ae_trains_F)
-            with torch.no_grad():
-                m.w_avg.lerp_(m.F(self.sample_z(n)).mean(0), 1.0 - self.cfg.model.w_avg_beta)
-        else:
-            stats = pixel_step(m, self.optimizers["EG"], x, self.cfg.model.ae_loss)
+        x = self.stream.batch(self.images_seen + shard.offset, n, m.resolution, now.blend)
+        with dist.batch_shard(shard):
+            if self.cfg.model.kind == "alae":
+                opt_ED, opt_FG = self.optimizers["ED"], self.optimizers["FG"]
+                stats = d_step(m, opt_ED, x, self.sample_z(n), t.r1_gamma, self.autocast)
+                stats |= g_step(m, opt_FG, self.sample_z(n), self.autocast)
+                stats |= ae_step(m, opt_ED, opt_FG, self.sample_z(n), t.ae_trains_F, self.autocast)
+                with torch.no_grad():  # over the global batch, the same in every process
+                    w = m.F(torch.randn(now.batch_size, self.cfg.model.latent_size).to(self.device))
+                    m.w_avg.lerp_(w.mean(0), 1.0 - self.cfg.model.w_avg_beta)
+            else:
+                stats = pixel_step(m, self.optimizers["EG"], x, self.cfg.model.ae_loss, self.autocast)
         self.update_ema(now.batch_size)
         self.images_seen += now.batch_size
         self.steps += 1
         return stats | ({"level": now.level, "blend": now.blend} if m.growing else {})
 
     def sample_z(self, n: int) -> torch.Tensor:
-        """z ~ N(0, I), drawn on the CPU so that a run makes the same draws on any device."""
-        return torch.randn(n, self.cfg.model.latent_size).to(self.device)
+        """z ~ N(0, I), this process's n rows, drawn on the CPU so that a run makes the same draws on any device."""
+        return dist.randn_rows(n, self.cfg.model.latent_size).to(self.device)
 
     def update_ema(self, batch_size: int) -> None:
         """EMA of the weights with half-life ema_kimg; buffers (the average w) are copied."""
@@ -228,6 +256,9 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------
     def save(self) -> Path:
+        """Write a checkpoint (rank 0; the others return the path it is written to)."""
+        if self.rank != 0:
+            return checkpoint.checkpoint_path(self.run, self.images_seen)
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors |= {f"ema.{k}": v for k, v in self.ema.state_dict().items()}
         groups = {}
@@ -256,9 +287,9 @@ class Trainer:
 
 
 class StatsLog:
-    """Averages per-iteration stats over an interval; appends one JSON line per interval."""
+    """Averages per-iteration stats over an interval; appends one JSON line per interval (none without a path)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | None):
         self.path = path
         self.sums, self.count, self.images, self.t0 = {}, 0, 0, time.perf_counter()
 
@@ -273,8 +304,9 @@ class StatsLog:
         row = {"kimg": images_seen / 1000, "step": steps}
         row |= {k: v / self.count for k, v in self.sums.items()}
         row["img_per_s"] = self.images / seconds
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
         self.sums, self.count, self.images, self.t0 = {}, 0, 0, time.perf_counter()
         return row
 
@@ -297,6 +329,22 @@ def truncate_stats(path: Path, images_seen: int) -> None:
             checkpoint.write_atomic(path, keep.encode())
         except OSError as e:
             raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def settle(stats: dict[str, torch.Tensor | float], stopping: bool) -> tuple[dict[str, float], bool]:
+    """A step's statistics averaged over processes, and whether any process was asked to stop.
+
+    One small all-reduce and one wait on the device per step: the non-finite check needs the
+    values, and every process must agree on the step at which training stops.
+    """
+    keys = [k for k, v in stats.items() if isinstance(v, torch.Tensor)]
+    values = torch.stack([stats[k].float() for k in keys] + [torch.tensor(float(stopping), device=stats[keys[0]].device)])
+    _, world = dist.world()
+    if world > 1:
+        values = dist.sum_all(values)
+        values[:-1] /= world
+    out = values.tolist()
+    return stats | dict(zip(keys, out[:-1])), out[-1] > 0
 
 
 def check_finite(stats: dict[str, float], trainer: Trainer) -> None:
@@ -337,16 +385,22 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
     UserError at the first non-finite loss (without writing a checkpoint).
     """
     run = Path(run)
-    prepare_run(run, cfg, resume, force)
+    rank, _ = dist.world()
+    if rank == 0:
+        prepare_run(run, cfg, resume, force)
+    dist.barrier()
     trainer = Trainer(cfg, run)
     restored = resume and bool(checkpoint.list_checkpoints(run))
     if restored:
         trainer.restore(checkpoint.latest(run))
-    save_config(run, cfg)
+    if rank == 0:
+        save_config(run, cfg)
+    progress = progress and rank == 0
     t = cfg.train
     total = int(round(t.kimg * 1000))
-    log, stats_path = StatsLog(run / STATS_FILE), run / STATS_FILE
-    truncate_stats(stats_path, trainer.images_seen)
+    log, stats_path = StatsLog(run / STATS_FILE if rank == 0 else None), run / STATS_FILE
+    if rank == 0:
+        truncate_stats(stats_path, trainer.images_seen)
     log_every, ckpt_every = int(t.log_kimg * 1000), int(t.checkpoint_kimg * 1000)
     if progress:
         print(f"training {cfg.model.kind} ({cfg.model.net}) for {t.kimg:g} kimg "
@@ -357,7 +411,7 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
     with bar, StopSignals() as stop:
         while trainer.images_seen < total:
             before = trainer.images_seen
-            stats = trainer.step()
+            stats, stopping = settle(trainer.step(), stop.signum is not None)
             check_finite(stats, trainer)
             log.add(stats, trainer.images_seen - before)
             bar.update(trainer.images_seen - before)
@@ -367,9 +421,10 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
             if trainer.images_seen // ckpt_every != before // ckpt_every:
                 trainer.save()
                 last_saved = trainer.images_seen
-            if stop.signum is not None:
+            if stopping:
                 path = trainer.save() if last_saved != trainer.images_seen else checkpoint.latest(run)
-                raise Stopped(stop.signum, f"stopped by {signal.Signals(stop.signum).name} at step {trainer.steps} "
+                signum = stop.signum or signal.SIGTERM
+                raise Stopped(signum, f"stopped by {signal.Signals(signum).name} at step {trainer.steps} "
                                            f"({trainer.images_seen} images); checkpoint {path} written: "
                                            f"continue with --resume")
     if log.count:

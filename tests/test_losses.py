@@ -37,7 +37,7 @@ def test_each_step_moves_only_its_networks(tiny_model, step, expected):
     else:
         stats = ae_step(tiny_model, opt_ED, opt_FG, z, trains_F=step == "ae_F")
     assert moved(tiny_model, before) == expected
-    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in stats.values())
     assert all(p.requires_grad for p in tiny_model.parameters())
 
 

@@ -1,5 +1,5 @@
 """The `alae` command: train, eval table2, report, dataset make, generate, reconstruct, mix, interpolate,
-metrics, fid.
+metrics, fid, directions, serve.
 
 A mistake a user can make ends with one line on stderr and exit status 2.
 """
@@ -103,6 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument("--num", type=int, help="use at most this many images of each set")
     fd.add_argument("--batch", type=int, default=64)
     add_metric_options(fd)
+
+    dirs = sub.add_parser("directions", help="fit attribute directions in w into RUN/directions.json, or --check one")
+    dirs.add_argument("run", type=Path)
+    dirs.add_argument("--labels", type=Path, help="CSV file: a column 'image' (paths), then one numeric column per "
+                                                  "attribute (default: attributes measured on the run's own images)")
+    dirs.add_argument("--num", type=int, default=10_000, help="training images encoded when there is no --labels")
+    dirs.add_argument("--force", action="store_true", help="replace an existing directions.json")
+    dirs.add_argument("--check", metavar="NAME", help="decode along direction NAME and measure its attribute again")
+    dirs.add_argument("--steps", type=int, default=7, help="with --check: values of t")
+    dirs.add_argument("--span", type=float, default=3.0, help="with --check: t runs from -SPAN to SPAN (in scales)")
+
+    srv = sub.add_parser("serve", help="web demo: encode, edit, mix, generate and interpolate in a browser")
+    srv.add_argument("run", type=Path)
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    srv.add_argument("--port", type=int, default=7860)
     return parser
 
 
@@ -247,11 +262,29 @@ def cmd_dataset(args) -> None:
             print(f"  {item['file']}: {item['why']}")
 
 
+def cmd_directions(args) -> None:
+    from . import directions
+
+    if args.check:
+        table, summary = directions.check(args.run, args.check, args.steps, args.span)
+        print(directions.check_table(args.check, table, summary))
+        return
+    result = directions.make(args.run, args.labels, args.num, args.force)
+    print(directions.summary_table(result))
+    print(f"wrote {args.run / directions.FILE}")
+
+
+def cmd_serve(args) -> None:
+    from .serve.server import serve
+
+    serve(args.run, args.host, args.port)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         commands = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "dataset": cmd_dataset,
-                    "metrics": cmd_metrics, "fid": cmd_fid}
+                    "metrics": cmd_metrics, "fid": cmd_fid, "directions": cmd_directions, "serve": cmd_serve}
         return commands.get(args.command, cmd_figure)(args) or 0
     except UserError as e:
         print(f"alae: error: {e}", file=sys.stderr)

@@ -147,12 +147,17 @@ def style_mixing(model, src: torch.Tensor, dst: torch.Tensor) -> Image.Image:
     blank = torch.ones_like(src[:1])
     rows, labels = [torch.cat([blank, src])], ["source"]
     for group in STYLE_GROUPS:
-        inputs = style_group_inputs(model, group)
-        if not inputs:
+        if not style_group_inputs(model, group):
             continue
         for i in range(len(dst)):
-            ws = w_dst[i].expand(len(src), model.G.num_styles, -1).clone()
-            ws[:, inputs] = w_src[:, None]
-            rows.append(torch.cat([dst[i:i + 1], model.decode(ws)]))
+            rows.append(torch.cat([dst[i:i + 1], model.decode(mixed_styles(model, w_dst[i], w_src, group))]))
             labels.append(f"{group} {i + 1}")
     return grid(rows, labels)
+
+
+def mixed_styles(model, w_dst: torch.Tensor, w_src: torch.Tensor, group: str) -> torch.Tensor:
+    """G's style inputs ws [N, num_styles, latent] for one destination w [latent] and N source
+    ws [N, latent]: the destination's w everywhere but at the group's inputs, which take the source's."""
+    ws = w_dst.expand(len(w_src), model.G.num_styles, -1).clone()
+    ws[:, style_group_inputs(model, group)] = w_src[:, None]
+    return ws

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -27,7 +28,12 @@ def load_image(path: Path, resolution: int, channels: int) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
-    img, peak = decode(path, channels)
+    return to_input(*decode(path, channels), resolution, channels)
+
+
+def to_input(img: Image.Image, peak: float, resolution: int, channels: int) -> torch.Tensor:
+    """A decoded image (see `decode`) -> [channels, resolution, resolution] floats in [0, 1],
+    centre-cropped to a square and resized with a box filter."""
     side = min(img.size)
     left, top = (img.width - side) // 2, (img.height - side) // 2
     img = img.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.BOX)
@@ -37,18 +43,22 @@ def load_image(path: Path, resolution: int, channels: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
 
 
-def decode(path: Path, channels: int) -> tuple[Image.Image, float]:
-    """Decode an image file into mode L or RGB, or 16-bit grayscale into mode F; return it and its peak value.
+def decode(path: Path | BinaryIO, channels: int, name: str | None = None,
+           max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, float]:
+    """Decode an image file (a path or an open binary file called `name`) into mode L or RGB,
+    or 16-bit grayscale into mode F; return it and its peak value.
 
-    Any failure of the decoder on a damaged or hostile file is a UserError naming the file.
+    Any failure of the decoder on a damaged or hostile file, or more than `max_pixels`
+    pixels, is a UserError naming the file.
     """
+    name = name or path
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise UserError(f"cannot read image {path}: {img.width}x{img.height} pixels is more than "
-                                    f"{MAX_PIXELS // 2**20} megapixels (a decompression bomb?)")
+                if img.width * img.height > max_pixels:
+                    raise UserError(f"cannot read image {name}: {img.width}x{img.height} pixels is more than "
+                                    f"{max_pixels // 2**20} megapixels (a decompression bomb?)")
                 img.load()
                 if img.mode in SIXTEEN_BIT:
                     return img.convert("F"), 65535.0
@@ -56,7 +66,8 @@ def decode(path: Path, channels: int) -> tuple[Image.Image, float]:
     except UserError:
         raise
     except Exception as e:  # Pillow's decoders raise many types on damaged input
-        raise UserError(f"cannot read image {path}: {e or type(e).__name__}") from None
+        reason = str(e).replace(f" {path!r}", "") or type(e).__name__  # Pillow names an open file by its repr
+        raise UserError(f"cannot read image {name}: {reason}") from None
 
 
 def load_images(paths: list[Path], resolution: int, channels: int) -> torch.Tensor:

@@ -32,3 +32,25 @@ def style_run(tmp_path_factory):
     sets = [a for s in TINY_STYLE for a in ("--set", s)]
     assert main(["train", "--config", "mnist-style", "--out", str(out), "--kimg", "0.224", "--quiet", *sets]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def mlp_run(tmp_path_factory):
+    """A tiny MLP ALAE run (latent 8), trained briefly by the CLI."""
+    from alae.cli import main
+    out = tmp_path_factory.mktemp("mlp") / "run"
+    sets = [a for s in TINY for a in ("--set", s)]
+    assert main(["train", "--out", str(out), "--kimg", "0.064", "--quiet", *sets]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_run(mlp_run, tmp_path_factory):
+    """A copy of mlp_run with attribute directions fitted on 300 of its training images."""
+    import shutil
+
+    from alae import directions
+    run = tmp_path_factory.mktemp("demo") / "run"
+    shutil.copytree(mlp_run, run)
+    directions.make(run, num=300)
+    return run

@@ -8,7 +8,7 @@ import torch
 
 from alae import checkpoint
 from alae.errors import UserError
-from alae.train import DataStream, train
+from alae.train import DataStream, Trainer, train
 
 
 def read_stats(run):
@@ -106,3 +106,23 @@ def test_data_stream_reads_only_the_given_rows():
     stream = DataStream(images, np.array([1, 4, 6]), seed=0, device=torch.device("cpu"))
     seen = (stream.batch(0, 9)[:, 0, 0, 0] * 255).round().long().tolist()
     assert sorted(seen) == [1, 1, 1, 4, 4, 4, 6, 6, 6]
+
+
+@pytest.mark.parametrize("preset", ["mnist-mlp", "mnist-style"])
+def test_bf16_runs_the_networks_in_bf16_and_keeps_losses_fp32(tiny_cfg, tmp_path, preset, monkeypatch):
+    """--precision bf16: the networks' outputs are bf16 under autocast, the losses fp32 and finite,
+    and the stored weights stay fp32."""
+    from alae.nets import mlp
+    from tests.test_style_training import TINY_STYLE
+
+    cfg = tiny_cfg(preset, "train.precision=bf16", *(TINY_STYLE if preset == "mnist-style" else []))
+    dtypes = []
+    forward = mlp.DiscriminatorD.forward
+    monkeypatch.setattr(mlp.DiscriminatorD, "forward", lambda self, w: dtypes.append(out := forward(self, w)) or out)
+    trainer = Trainer(cfg, tmp_path)
+    for _ in range(3):
+        stats = trainer.step()
+    assert {out.dtype for out in dtypes} == {torch.bfloat16}
+    losses = [v for k, v in stats.items() if k.startswith("loss") or k == "r1"]
+    assert len(losses) == 4 and all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses)
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())

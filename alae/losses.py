@@ -46,9 +46,10 @@ def frozen(*nets: nn.Module):
 
 def update(loss: torch.Tensor, *opts: torch.optim.Optimizer) -> None:
     """Backpropagate `loss` into the parameters of `opts`, average over processes, step."""
+    params = [p for opt in opts for group in opt.param_groups for p in group["params"] if p.requires_grad]
     for opt in opts:
         opt.zero_grad(set_to_none=True)
-    loss.backward()
+    loss.backward(inputs=params)  # no gradient for inputs (the real images of R1)
     for opt in opts:
         dist.average_gradients([p for group in opt.param_groups for p in group["params"]])
         opt.step()

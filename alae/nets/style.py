@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..nn import (Blur, EqualConv2d, EqualLinear, NoiseInput, adain, downsample, instance_norm_style, leaky_relu,
-                  upsample)
+from ..nn import (Blur, EqualConv2d, EqualLinear, NoiseInput, adain, downsample, instance_norm, instance_norm_style,
+                  leaky_relu, upsample)
 
 
 def block_channels(levels: int, start_ch: int, max_ch: int) -> list[int]:
@@ -48,8 +48,7 @@ class GBlock(nn.Module):
         if noise:
             x = self.noise[i](x)
         x = leaky_relu(x + self.bias[i].view(1, -1, 1, 1))
-        x, _ = instance_norm_style(x)
-        return adain(x, self.style[i](w))
+        return adain(instance_norm(x), self.style[i](w))
 
     def forward(self, x: torch.Tensor | None, w1: torch.Tensor, w2: torch.Tensor, noise: bool) -> torch.Tensor:
         x = self.const.expand(w1.shape[0], -1, -1, -1) if self.first else self.blur(self.conv_1(upsample(x)))

@@ -39,7 +39,7 @@ class EqualLinear(nn.Module):
         self.weight_scale = lrmul * gain / math.sqrt(in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nnf.linear(x, self.weight * self.weight_scale, self.bias * self.lrmul)
+        return torch.addmm(self.bias * self.lrmul, x, self.weight.t(), alpha=self.weight_scale)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, lrmul={self.lrmul}"

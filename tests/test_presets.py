@@ -31,7 +31,7 @@ def test_large_presets_build_and_train_a_few_steps(name):
         stats = d_step(model, opt_ED, x, torch.randn(2, latent), 10.0)
         stats |= g_step(model, opt_FG, torch.randn(2, latent))
         stats |= ae_step(model, opt_ED, opt_FG, torch.randn(2, latent), False)
-        assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+        assert all(torch.isfinite(torch.as_tensor(v)) for v in stats.values())
     model.grow(levels - 1, 1.0)
     with torch.no_grad():
         assert model.G(model.F(torch.randn(1, latent))).shape == (1, 3, cfg.model.resolution, cfg.model.resolution)

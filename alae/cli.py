@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--epochs", type=float, help="training length in passes over the training set")
     length.add_argument("--kimg", type=float, help="training length in thousands of training images")
     train.add_argument("--seed", type=int, help="seed of weights, data order and noise")
-    train.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: mixed precision (autocast)")
+    train.add_argument("--precision", choices=config_mod.CHOICES[("train", "precision")],
+                       help="bf16: mixed precision (autocast)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     train.add_argument("--force", action="store_true", help="delete an existing --out and start over")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

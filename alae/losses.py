@@ -46,12 +46,13 @@ def frozen(*nets: nn.Module):
 
 def update(loss: torch.Tensor, *opts: torch.optim.Optimizer) -> None:
     """Backpropagate `loss` into the parameters of `opts`, average over processes, step."""
-    params = [p for opt in opts for group in opt.param_groups for p in group["params"] if p.requires_grad]
+    params = [[p for group in opt.param_groups for p in group["params"]] for opt in opts]
     for opt in opts:
         opt.zero_grad(set_to_none=True)
-    loss.backward(inputs=params)  # no gradient for inputs (the real images of R1)
-    for opt in opts:
-        dist.average_gradients([p for group in opt.param_groups for p in group["params"]])
+    # gradients for the parameters only, none for inputs (the real images of R1)
+    loss.backward(inputs=[p for group in params for p in group if p.requires_grad])
+    for opt, group in zip(opts, params):
+        dist.average_gradients(group)
         opt.step()
 
 

@@ -51,9 +51,6 @@ CONFIG_FILE = "config.yaml"
 STATS_FILE = "stats.jsonl"
 
 
-PRECISIONS = ("fp32", "bf16")
-
-
 def autocast_for(precision: str, device: torch.device):
     """A context factory running the networks in `precision` (bf16: autocast, on CPU or GPU)."""
     if precision == "fp32":
@@ -429,8 +426,8 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
                 path = trainer.save() if last_saved != trainer.images_seen else checkpoint.latest(run)
                 signum = stop.signum or signal.SIGTERM
                 raise Stopped(signum, f"stopped by {signal.Signals(signum).name} at step {trainer.steps} "
-                                           f"({trainer.images_seen} images); checkpoint {path} written: "
-                                           f"continue with --resume")
+                                      f"({trainer.images_seen} images); checkpoint {path} written: "
+                                      f"continue with --resume")
     if log.count:
         log.flush(trainer.images_seen, trainer.steps)
     if last_saved != trainer.images_seen:

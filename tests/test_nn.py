@@ -1,7 +1,9 @@
-"""Equalized learning rate (nn.EqualLinear): output scale at init, lr multiplier on update size."""
+"""Equalized learning rate (nn.EqualLinear): output scale at init, lr multiplier on update size,
+its output and gradients against the plain formula to second order; the norms of nn.py."""
 
 import math
 
+import pytest
 import torch
 
 from alae.nn import EqualLinear, pixel_norm
@@ -53,3 +55,29 @@ def test_instance_norm_style_returns_the_removed_mean_and_std():
     assert torch.allclose(mean, x.mean(dim=(2, 3)), atol=1e-5)
     # AdaIN with (scale, shift) = (std - 1, mean) puts the statistics back
     assert torch.allclose(adain(y, torch.cat([std - 1, mean], 1)), x, atol=1e-4)
+
+
+
+def plain_equal_linear(layer, x):
+    """The layer's formula with the scale on the weight."""
+    return x @ (layer.weight * layer.weight_scale).t() + layer.bias * layer.lrmul
+
+
+@pytest.mark.parametrize("batch", [3, 40])  # fewer values in x than in W (x scaled), and more (W scaled)
+def test_equal_linear_matches_the_plain_formula_to_second_order(batch):
+    torch.manual_seed(0)
+    layer = EqualLinear(6, 5, lrmul=0.1).double()
+    with torch.no_grad():
+        layer.bias.normal_()
+    params = list(layer.parameters())
+    results = []
+    for forward in (layer, lambda x: plain_equal_linear(layer, x)):
+        x = torch.randn(batch, 6, dtype=torch.double, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        y = forward(x)
+        # R1's pattern: gradient w.r.t. the input with a graph, then backward of its norm into the parameters
+        (grad_x,) = torch.autograd.grad(torch.tanh(y).sum(), x, create_graph=True)
+        first = torch.autograd.grad(y.pow(2).sum(), params, retain_graph=True)
+        second = torch.autograd.grad(grad_x.pow(2).sum(), params)
+        results.append([y, grad_x, *first, *second])
+    for ours, plain in zip(*results):
+        assert torch.allclose(ours, plain, rtol=1e-10, atol=1e-12)

@@ -45,7 +45,7 @@ class EqualLinear(nn.Module):
         smaller than the fan-out, scaling x makes that an activation-sized pass instead of
         a weight-sized one (1M values per layer and step for the MLP, bench/throughput.py).
         """
-        bias = self.bias * self.lrmul
+        bias = self.bias if self.lrmul == 1 else self.bias * self.lrmul
         if x.numel() < self.weight.numel():
             return torch.addmm(bias, x * self.weight_scale, self.weight.t())
         return torch.addmm(bias, x, self.weight.t(), alpha=self.weight_scale)

@@ -67,6 +67,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def seed_step(seed: int, device: torch.device) -> None:
+    """torch.manual_seed, without the stack it captures for each uninitialised CUDA, XPU and
+    MTIA backend on a CPU run (0.7 ms a call, once per step)."""
+    if device.type == "cpu":
+        torch.default_generator.manual_seed(seed)
+    else:
+        torch.manual_seed(seed)
+
+
 def keep_freed_memory() -> None:
     """Have the C library's malloc keep freed memory for reuse instead of handing it back.
 
@@ -210,6 +219,8 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.model = ALAE(cfg.model).to(self.device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        self.ema_params, self.model_params = list(self.ema.parameters()), list(self.model.parameters())
+        self.ema_buffers, self.model_buffers = list(self.ema.buffers()), list(self.model.buffers())
         self.stream = DataStream(*(data or source.images(cfg)[:2]), t.seed, self.device)
         self.images_seen = self.steps = 0
         start = schedule.phase(cfg, 0)
@@ -246,7 +257,7 @@ class Trainer:
         shard = dist.Shard(self.rank * n, n, now.batch_size)
         # every random draw of this step (z, noise inputs, style mixing) comes from this seed,
         # so that a resumed run makes the same draws as an uninterrupted one
-        torch.manual_seed(t.seed * 1_000_003 + self.images_seen)
+        seed_step(t.seed * 1_000_003 + self.images_seen, self.device)
         x = self.stream.batch(self.images_seen + shard.offset, n, m.resolution, now.blend)
         with dist.batch_shard(shard):
             if self.cfg.model.kind == "alae":
@@ -272,9 +283,9 @@ class Trainer:
         """EMA of the weights with half-life ema_kimg; buffers (the average w) are copied."""
         beta = 0.5 ** (batch_size / (1000.0 * self.cfg.train.ema_kimg))
         with torch.no_grad():
-            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - beta)
-            for ema_buffer, buffer in zip(self.ema.buffers(), self.model.buffers()):
-                ema_buffer.copy_(buffer)
+            torch._foreach_lerp_(self.ema_params, self.model_params, 1.0 - beta)
+            if self.model_buffers:
+                torch._foreach_copy_(self.ema_buffers, self.model_buffers)
 
     # -- checkpoints ---------------------------------------------------------------
     def save(self) -> Path:

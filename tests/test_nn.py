@@ -81,3 +81,19 @@ def test_equal_linear_matches_the_plain_formula_to_second_order(batch):
         results.append([y, grad_x, *first, *second])
     for ours, plain in zip(*results):
         assert torch.allclose(ours, plain, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_up_and_down_convolutions_equal_resample_then_convolve():
+    """EqualConv2d.up = conv(upsample(x)), .down = downsample(conv(x)), borders included."""
+    from alae.nn import EqualConv2d, downsample, upsample
+    torch.manual_seed(0)
+    conv = EqualConv2d(3, 5, 3).double()
+    with torch.no_grad():
+        conv.bias.normal_()
+    x = torch.randn(2, 3, 6, 6, dtype=torch.double)
+    assert torch.allclose(conv.up(x), conv(upsample(x)), rtol=0, atol=1e-12)
+    assert torch.allclose(conv.down(x), downsample(conv(x)), rtol=0, atol=1e-12)
+    # and their gradients w.r.t. the stored weight
+    for fused, plain in ((conv.up, lambda v: conv(upsample(v))), (conv.down, lambda v: downsample(conv(v)))):
+        grads = [torch.autograd.grad(f(x).pow(2).sum(), conv.weight)[0] for f in (fused, plain)]
+        assert torch.allclose(*grads, rtol=1e-10, atol=1e-12)

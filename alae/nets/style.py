@@ -51,7 +51,7 @@ class GBlock(nn.Module):
         return adain(instance_norm(x), self.style[i](w))
 
     def forward(self, x: torch.Tensor | None, w1: torch.Tensor, w2: torch.Tensor, noise: bool) -> torch.Tensor:
-        x = self.const.expand(w1.shape[0], -1, -1, -1) if self.first else self.blur(self.conv_1(upsample(x)))
+        x = self.const.expand(w1.shape[0], -1, -1, -1) if self.first else self.blur(self.conv_1.up(x))
         x = self._layer(x, 0, w1, noise)
         return self._layer(self.conv_2(x), 1, w2, noise)
 
@@ -115,7 +115,7 @@ class EBlock(nn.Module):
         if self.last:
             x = s2 = leaky_relu(self.dense(x.flatten(1)))
         else:
-            x, s2 = instance_norm_style(leaky_relu(downsample(self.conv_2(self.blur(x)))))
+            x, s2 = instance_norm_style(leaky_relu(self.conv_2.down(self.blur(x))))
         return x, self.style_1(s1) + self.style_2(s2)
 
 

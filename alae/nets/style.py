@@ -7,6 +7,10 @@ new level fade in. E mirrors G: after each layer an instance norm takes the per-
 mean and standard deviation as that layer's style, the styles are mapped by learned
 linear maps and summed into w (eq. 9); a from-RGB layer per level.
 
+G's upsample-then-convolve and E's convolve-then-downsample each run as one stride-2
+(transposed) convolution with a 4x4 kernel (`EqualConv2d.up` / `.down`, StyleGAN's fused
+scaling): the same function for 4/9 of the multiply-adds.
+
 Levels count from 0 (4x4) to `levels - 1` (4 * 2 ** (levels - 1)). At level L with blend
 b < 1, G's output is lerp(upsample(to_rgb_{L-1}), to_rgb_L, b) and E's input path is
 lerp(from_rgb_{L-1}(downsample(x)), block_L(from_rgb_L(x)), b), with block L's styles

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from throughput import synchronize, top_level_trainer
+from throughput import step_seconds, top_level_trainer
 
 
 def time_steps(trainer, iterations: int) -> tuple[float, float]:
@@ -24,14 +24,7 @@ def time_steps(trainer, iterations: int) -> tuple[float, float]:
     for _ in range(2):
         trainer.step()
     first = time.perf_counter() - t0
-    times = []
-    for _ in range(iterations):
-        synchronize(trainer.device)
-        t = time.perf_counter()
-        trainer.step()
-        synchronize(trainer.device)
-        times.append(time.perf_counter() - t)
-    return first, sorted(times)[len(times) // 2]
+    return first, step_seconds(trainer, iterations)
 
 
 def with_option(preset: str, option: str):

@@ -84,13 +84,9 @@ def top_level_trainer(preset: str, precision: str, device: str, batch: int | Non
     return trainer
 
 
-def measure(trainer: Trainer, iterations: int, seconds: float) -> dict:
-    """Warm up, then time whole iterations (at least `iterations`, at most about `seconds`)."""
-    with CountFlops() as counter:
-        trainer.step()
-    flops = counter.total
-    for _ in range(2):
-        trainer.step()
+def step_seconds(trainer: Trainer, iterations: int, seconds: float = float("inf")) -> float:
+    """Median seconds of whole iterations, timed one by one (`iterations` of them, or fewer,
+    but at least 3, once about `seconds` have passed)."""
     synchronize(trainer.device)
     times = []
     start = time.perf_counter()
@@ -99,7 +95,17 @@ def measure(trainer: Trainer, iterations: int, seconds: float) -> dict:
         trainer.step()
         synchronize(trainer.device)
         times.append(time.perf_counter() - t0)
-    step_s = float(np.median(times))
+    return float(np.median(times))
+
+
+def measure(trainer: Trainer, iterations: int, seconds: float) -> dict:
+    """Warm up, then time whole iterations (at least `iterations`, at most about `seconds`)."""
+    with CountFlops() as counter:
+        trainer.step()
+    flops = counter.total
+    for _ in range(2):
+        trainer.step()
+    step_s = step_seconds(trainer, iterations, seconds)
     batch = trainer.cfg.train.level_batch[-1] if trainer.cfg.train.level_batch else trainer.cfg.train.batch_size
     return {"batch": batch, "ms_per_iteration": step_s * 1000, "images_per_s": batch / step_s,
             "gflop_per_iteration": flops / 1e9, "gflop_per_s": flops / step_s / 1e9}

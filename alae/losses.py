@@ -7,6 +7,9 @@ With f = softplus (non-saturating loss) and gamma the R1 weight:
 
 Steps 1 and 2 feed G with style mixing (`ALAE.styles`), step 3 with one w per image.
 
+For the MLP networks the trainer runs step 1 as `mlp_step.d_step_mlp`: the same update,
+with its gradients in closed form and fewer matrix products.
+
 `opt_ED` holds E and D, `opt_FG` holds F and G (as the reference code); step 3 steps
 both, and Adam skips every parameter that received no gradient, so each step moves
 only its own networks.
@@ -30,6 +33,11 @@ from . import dist
 fp32 = contextlib.nullcontext
 
 
+def full(t: torch.Tensor) -> torch.Tensor:
+    """t in fp32, or as it is if wider: losses and R1 are never computed in bf16."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 @contextlib.contextmanager
 def frozen(*nets: nn.Module):
     """Let gradients flow through `nets` to their inputs without accumulating on their weights."""
@@ -44,22 +52,30 @@ def frozen(*nets: nn.Module):
             p.requires_grad_(flag)
 
 
+def parameters(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in opt.param_groups for p in group["params"]]
+
+
 def update(loss: torch.Tensor, *opts: torch.optim.Optimizer) -> None:
     """Backpropagate `loss` into the parameters of `opts`, average over processes, step."""
-    params = [[p for group in opt.param_groups for p in group["params"]] for opt in opts]
     for opt in opts:
         opt.zero_grad(set_to_none=True)
     # gradients for the parameters only, none for inputs (the real images of R1)
-    loss.backward(inputs=[p for group in params for p in group if p.requires_grad])
-    for opt, group in zip(opts, params):
-        dist.average_gradients(group)
+    loss.backward(inputs=[p for opt in opts for p in parameters(opt) if p.requires_grad])
+    apply_gradients(*opts)
+
+
+def apply_gradients(*opts: torch.optim.Optimizer) -> None:
+    """Average the gradients of each optimizer's parameters over processes, then step it."""
+    for opt in opts:
+        dist.average_gradients(parameters(opt))
         opt.step()
 
 
 def r1_penalty(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-sample ||grad_x logit||^2 on real data (Mescheder et al. 2018), in fp32, graph kept for backward."""
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-    return grad.float().pow(2).reshape(grad.shape[0], -1).sum(dim=1)
+    return full(grad).pow(2).reshape(grad.shape[0], -1).sum(dim=1)
 
 
 def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, autocast=fp32) -> dict[str, torch.Tensor]:
@@ -68,8 +84,8 @@ def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, aut
         with torch.no_grad():
             fake = model.G(model.styles(z, mix=True))
         x = x.detach().requires_grad_(r1_gamma > 0)
-        real_logits = model.D(model.E(x)).float()
-        fake_logits = model.D(model.E(fake)).float()
+        real_logits = full(model.D(model.E(x)))
+        fake_logits = full(model.D(model.E(fake)))
     loss = nnf.softplus(fake_logits) + nnf.softplus(-real_logits)
     r1 = r1_penalty(real_logits, x) if r1_gamma > 0 else torch.zeros_like(loss)
     update((loss + 0.5 * r1_gamma * r1).mean(), opt_ED)
@@ -80,7 +96,7 @@ def g_step(model, opt_FG, z: torch.Tensor, autocast=fp32) -> dict[str, torch.Ten
     """Step 2: update F and G so that D∘E takes G(F(z)) for real."""
     with frozen(model.E, model.D):
         with autocast():
-            logits = model.D(model.E(model.G(model.styles(z, mix=True)))).float()
+            logits = full(model.D(model.E(model.G(model.styles(z, mix=True)))))
         loss = nnf.softplus(-logits).mean()
         update(loss, opt_FG)
     return {"loss_g": loss.detach()}
@@ -91,8 +107,8 @@ def ae_step(model, opt_ED, opt_FG, z: torch.Tensor, trains_F: bool, autocast=fp3
     with autocast():
         with torch.set_grad_enabled(trains_F):
             w = model.F(z)
-        w_back = model.E(model.G(w)).float()
-    loss = (w_back - w.detach().float()).pow(2).mean()
+        w_back = full(model.E(model.G(w)))
+    loss = (w_back - full(w.detach())).pow(2).mean()
     update(loss, opt_ED, opt_FG)
     return {"loss_ae": loss.detach()}
 
@@ -100,7 +116,7 @@ def ae_step(model, opt_ED, opt_FG, z: torch.Tensor, trains_F: bool, autocast=fp3
 def pixel_step(model, opt, x: torch.Tensor, kind: str, autocast=fp32) -> dict[str, torch.Tensor]:
     """The AE baseline of Table 2: update E and G on |x - G(E(x))| (L1) or its square (L2)."""
     with autocast():
-        y = model.G(model.E(x)).float()
+        y = full(model.G(model.E(x)))
     diff = y - x
     loss = diff.abs().mean() if kind == "l1" else diff.pow(2).mean()
     update(loss, opt)

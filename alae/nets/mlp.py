@@ -77,18 +77,19 @@ class EncoderE(nn.Module):
         self.pixels = pixels
         self.mlp = MLP([pixels, hidden, hidden, latent_size], activate_last=True)
 
-    def _flatten(self, x: torch.Tensor) -> torch.Tensor:
+    def flatten(self, x: torch.Tensor) -> torch.Tensor:
+        """Images [N, 1, 28, 28] (any shape with 784 values per image) -> [N, 784]."""
         x = x.reshape(x.shape[0], -1)
         if x.shape[1] != self.pixels:
             raise UserError(f"the MLP encoder takes 28x28 grayscale images, got {x.shape[1]} values per image")
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self._flatten(x))
+        return self.mlp(self.flatten(x))
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(w, h): the short 50-D code and the long 1024-D activations of the layer before the last (Table 2)."""
-        return self.mlp(self._flatten(x), return_hidden=True)
+        return self.mlp(self.flatten(x), return_hidden=True)
 
 
 class GeneratorG(nn.Module):

@@ -268,15 +268,21 @@ class Trainer:
                 stats = self.d_step(m, opt_ED, x, self.sample_z(n), t.r1_gamma, self.autocast)
                 stats |= g_step(m, opt_FG, self.sample_z(n), self.autocast)
                 stats |= ae_step(m, opt_ED, opt_FG, self.sample_z(n), t.ae_trains_F, self.autocast)
-                with torch.no_grad():  # over the global batch, the same in every process
-                    w = m.F(torch.randn(now.batch_size, self.cfg.model.latent_size).to(self.device))
-                    m.w_avg.lerp_(w.mean(0), 1.0 - self.cfg.model.w_avg_beta)
+                if m.growing:  # the average w, for the truncation trick of the style networks
+                    self.track_w_avg(now.batch_size)
             else:
                 stats = pixel_step(m, self.optimizers["EG"], x, self.cfg.model.ae_loss, self.autocast)
         self.update_ema(now.batch_size)
         self.images_seen += now.batch_size
         self.steps += 1
         return stats | ({"level": now.level, "blend": now.blend} if m.growing else {})
+
+    def track_w_avg(self, batch_size: int) -> None:
+        """Move the average w toward the mean F(z) of a fresh batch, drawn over the global
+        batch so that it is the same in every process."""
+        with torch.no_grad():
+            w = self.model.F(torch.randn(batch_size, self.cfg.model.latent_size).to(self.device))
+            self.model.w_avg.lerp_(w.mean(0), 1.0 - self.cfg.model.w_avg_beta)
 
     def sample_z(self, n: int) -> torch.Tensor:
         """z ~ N(0, I), this process's n rows, drawn on the CPU so that a run makes the same draws on any device."""

@@ -7,7 +7,7 @@ import torch
 
 from alae import config, schedule
 from alae.model import ALAE
-from alae.train import train
+from alae.train import Trainer, train
 
 TINY_STYLE = ["model.latent_size=8", "model.start_ch=4", "model.max_ch=8", "model.f_layers=2",
               "train.level_kimg=0.064", "train.fade_kimg=0.032", "train.level_batch=[8, 8, 8, 4]",
@@ -42,6 +42,24 @@ def test_truncation_with_psi_one_is_the_identity_and_psi_zero_gives_the_average(
     cut = model.cfg.truncation_cutoff
     assert torch.allclose(ws0[:, :cut], model.w_avg.expand(3, cut, 8))
     assert torch.equal(ws0[:, cut:], w[:, None].expand(-1, model.G.num_styles - cut, -1))
+
+
+def test_training_tracks_the_average_w_for_the_style_networks_only(tiny_cfg, tmp_path):
+    """Each style step moves w_avg toward the mean F(z) of a fresh batch by 1 - w_avg_beta;
+    the MLP, which has no truncation, skips that work and keeps w_avg at zero."""
+    style = Trainer(tiny_style("model.w_avg_beta=0.75"), tmp_path / "style")
+    style.step()
+    before = style.model.w_avg.clone()
+    assert before.abs().sum() > 0
+    torch.manual_seed(5)
+    style.track_w_avg(16)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        w = style.model.F(torch.randn(16, 8)).mean(0)
+    torch.testing.assert_close(style.model.w_avg, 0.75 * before + 0.25 * w)
+    mlp = Trainer(tiny_cfg(), tmp_path / "mlp")
+    mlp.step()
+    assert torch.equal(mlp.model.w_avg, torch.zeros_like(mlp.model.w_avg))
 
 
 def test_style_mixing_switches_styles_exactly_at_the_crossover():

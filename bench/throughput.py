@@ -3,9 +3,10 @@
 Measures, on this machine, MLP ALAE at batch 128 and StyleALAE at the top level of each
 style preset with its own last-level batch (`mnist-style` only on a CPU, every preset on a
 GPU), in fp32 and bf16. For each it prints milliseconds per iteration, images per second,
-the FLOPs of one iteration (every matrix product and convolution of forward, backward and
-the R1 double-backward, by torch's flop formulas), the achieved FLOP/s, and that as a fraction of a large matrix
-product of the same precision measured in the same run. It also times the data stream
+the FLOPs of one iteration (every matrix product and convolution the three steps run,
+R1's gradient and its backward included, by torch's flop formulas), the achieved FLOP/s,
+and that as a fraction of a large matrix product of the same precision measured in the
+same run. It also times the data stream
 alone (the real images of one iteration, scaled and blended), to show it is not the limit.
 
     python bench/throughput.py                    # all that fits this device

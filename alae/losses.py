@@ -53,6 +53,7 @@ def frozen(*nets: nn.Module):
 
 
 def parameters(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The parameters `opt` updates, in its order."""
     return [p for group in opt.param_groups for p in group["params"]]
 
 

@@ -6,8 +6,8 @@ GPU), in fp32 and bf16. For each it prints milliseconds per iteration, images pe
 the FLOPs of one iteration (every matrix product and convolution the three steps run,
 R1's gradient and its backward included, by torch's flop formulas), the achieved FLOP/s,
 and that as a fraction of a large matrix product of the same precision measured in the
-same run. It also times the data stream
-alone (the real images of one iteration, scaled and blended), to show it is not the limit.
+same run. It also times the data stream alone (the real images of one iteration, scaled
+and blended), to show it is not the limit.
 
     python bench/throughput.py                    # all that fits this device
     python bench/throughput.py --presets mnist-mlp --precisions fp32 --iterations 50

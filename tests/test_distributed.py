@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from alae import checkpoint, config, dist
-from alae.losses import ae_step, d_step, g_step
-from alae.mlp_step import d_step_mlp
+from alae.losses import ae_step, g_step
 from alae.model import ALAE
+from alae.train import d_step_for
 from tests.conftest import TINY
 from tests.test_style_training import TINY_STYLE
 
@@ -112,8 +112,7 @@ def test_shards_average_to_the_global_gradient(preset, overrides, step):
         with dist.batch_shard(shard):
             z = dist.randn_rows(shard.size, latent)
             if step == "d":
-                step_1 = d_step_mlp if cfg.model.net == "mlp" else d_step  # as Trainer picks it
-                step_1(model, opt_ED, x[shard.offset:shard.offset + shard.size], z, 10.0)
+                d_step_for(cfg.model.net)(model, opt_ED, x[shard.offset:shard.offset + shard.size], z, 10.0)
             elif step == "g":
                 g_step(model, opt_FG, z)
             else:

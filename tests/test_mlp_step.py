@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from alae.losses import d_step, fp32
+from alae.losses import d_step, fp32, parameters
 from alae.mlp_step import d_step_mlp
 from alae.model import ALAE
 
@@ -18,7 +18,7 @@ class Recorder(torch.optim.SGD):
         self.grads = None
 
     def step(self, closure=None):
-        self.grads = [p.grad.clone() for group in self.param_groups for p in group["params"]]
+        self.grads = [p.grad.clone() for p in parameters(self)]
 
 
 def step_gradients(step, model, x, z, r1_gamma, autocast=fp32):

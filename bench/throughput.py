@@ -7,10 +7,13 @@ the FLOPs of one iteration (every matrix product and convolution the three steps
 R1's gradient and its backward included, by torch's flop formulas), the achieved FLOP/s,
 and that as a fraction of a large matrix product of the same precision measured in the
 same run. It also times the data stream alone (the real images of one iteration, scaled
-and blended), to show it is not the limit.
+and blended), to show it is not the limit. With `--repeat`, it measures everything again
+after each pause and ends with each case's range and median over the runs: on a machine
+shared with other work, one run shows only the load of its moment.
 
     python bench/throughput.py                    # all that fits this device
     python bench/throughput.py --presets mnist-mlp --precisions fp32 --iterations 50
+    python bench/throughput.py --presets mnist-mlp --precisions fp32 --repeat 12 --pause 300
 
 The reference implementation measured on a 2-core CPU: MLP ALAE (batch 128) 83 ms per
 iteration (1540 images/s); StyleALAE at the MNIST configuration (32x32, channels 64/256,
@@ -123,32 +126,20 @@ def loader_rate(trainer: Trainer, seconds: float = 2.0) -> float:
     return count / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", help="comma-separated presets (default: mnist-mlp and mnist-style on CPU, "
-                                          "all up to 256x256 on GPU)")
-    parser.add_argument("--precisions", default="fp32,bf16")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--iterations", type=int, default=30, help="timed iterations per case (fewer if slow)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="time limit per case")
-    parser.add_argument("--json", help="also write the results to this file")
-    args = parser.parse_args()
-    device = resolve_device(args.device)
-    presets = args.presets.split(",") if args.presets else (GPU_PRESETS if device.type == "cuda" else ["mnist-mlp", "mnist-style"])
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}")
-    peaks = {p: matmul_peak(device, {"fp32": torch.float32, "bf16": torch.bfloat16}[p]) / 1e9
-             for p in args.precisions.split(",")}
-    for p, v in peaks.items():
-        print(f"matrix-product peak {p}: {v:.1f} GFLOP/s")
-    rows = []
+def one_run(presets: list[str], precisions: list[str], device: torch.device, iterations: int, seconds: float) -> list[dict]:
+    """Measure every case once (the matrix-product peak first), printing a row per case."""
+    peaks = {p: matmul_peak(device, {"fp32": torch.float32, "bf16": torch.bfloat16}[p]) / 1e9 for p in precisions}
+    print(f"{time.strftime('%H:%M:%S')} matrix-product peak: "
+          + ", ".join(f"{p} {v:.1f} GFLOP/s" for p, v in peaks.items()))
     print(f"{'preset':14} {'prec':5} {'batch':>5} {'ms/iter':>9} {'img/s':>9} {'GFLOP/it':>9} {'GFLOP/s':>8} "
           f"{'of peak':>7} {'vs ref':>7} {'loader img/s':>12}")
+    rows = []
     for preset in presets:
-        for precision in args.precisions.split(","):
+        for precision in precisions:
             batch = 128 if preset == "mnist-mlp" else None
             trainer = top_level_trainer(preset, precision, str(device), batch)
-            row = {"preset": preset, "precision": precision} | measure(trainer, args.iterations, args.seconds)
+            row = {"preset": preset, "precision": precision, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   "peak_gflop_per_s": peaks[precision]} | measure(trainer, iterations, seconds)
             row["fraction_of_peak"] = row["gflop_per_s"] / peaks[precision]
             row["loader_images_per_s"] = loader_rate(trainer)
             ref = REFERENCE.get(preset) if device.type == "cpu" else None
@@ -159,9 +150,50 @@ def main() -> None:
                   f"{row['gflop_per_iteration']:9.3f} {row['gflop_per_s']:8.1f} {row['fraction_of_peak']:7.2f} "
                   f"{ratio:>7} {row['loader_images_per_s']:12.0f}", flush=True)
             del trainer
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": name, "peak_gflop_per_s": peaks, "rows": rows}, f, indent=2)
+    return rows
+
+
+def summarize(rows: list[dict]) -> None:
+    """Over repeated runs: each case's ms per iteration (min, median, max), images per second
+    at the median, and how many runs reach 1.5x the reference."""
+    print("over all runs:  ms/iter min / median / max   img/s at median   runs at 1.5x reference or more")
+    for case in dict.fromkeys((r["preset"], r["precision"]) for r in rows):
+        runs = [r for r in rows if (r["preset"], r["precision"]) == case]
+        ms = np.array([r["ms_per_iteration"] for r in runs])
+        ratios = [r["vs_reference"] for r in runs if r["vs_reference"]]
+        goal = f"{sum(x >= 1.5 for x in ratios)} of {len(ratios)}" if ratios else "-"
+        print(f"{case[0]:14} {case[1]:5} {ms.min():9.1f} / {np.median(ms):.1f} / {ms.max():.1f} "
+              f"{1000 * runs[0]['batch'] / np.median(ms):12.1f}   {goal}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", help="comma-separated presets (default: mnist-mlp and mnist-style on CPU, "
+                                          "all up to 256x256 on GPU)")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--iterations", type=int, default=30, help="timed iterations per case (fewer if slow)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="time limit per case")
+    parser.add_argument("--repeat", type=int, default=1, help="measure everything this many times, then summarize")
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds to wait between repeats")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if args.repeat < 1 or args.pause < 0:
+        parser.error("--repeat must be at least 1 and --pause not negative")
+    device = resolve_device(args.device)
+    presets = args.presets.split(",") if args.presets else (GPU_PRESETS if device.type == "cuda" else ["mnist-mlp", "mnist-style"])
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; torch {torch.__version__}")
+    rows = []
+    for run in range(args.repeat):
+        if run:
+            time.sleep(args.pause)
+        rows += one_run(presets, args.precisions.split(","), device, args.iterations, args.seconds)
+        if args.json:  # after every run, so that an interrupted repeat keeps what it measured
+            with open(args.json, "w") as f:
+                json.dump({"device": name, "rows": rows}, f, indent=2)
+    if args.repeat > 1:
+        summarize(rows)
 
 
 if __name__ == "__main__":

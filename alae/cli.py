@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     t2 = ev_sub.add_parser("table2", help="Table 2: 1NN and linear SVM on learned features; runs are trials")
     t2.add_argument("runs", nargs="+", type=Path, help="run directories (one per trial)")
     t2.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    t2.add_argument("--protocol", dest="only", choices=("SW", "DW"), help="only these columns; a run trained on the other "
+                                                             "split is refused (default: each run's own)")
 
     rep = sub.add_parser("report", help="(re)write a run's Table 2, figures and loss plot")
     rep.add_argument("run", type=Path)
@@ -63,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--test-fraction", type=float, default=0.1, help="held-out share, fixed seed (folders)")
     make.add_argument("--force", action="store_true", help="replace an existing OUT")
 
+    imp = sub.add_parser("import", help="a checkpoint of the authors' reference code (.pth) as a run directory")
+    imp.add_argument("checkpoint", type=Path, help="the .pth file (read as tensors only; nothing in it is run)")
+    imp.add_argument("--out", type=Path, required=True, help="run directory to write")
+    imp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="set what the tensors cannot say, e.g. data.dataset=PATH or data.split=sw (repeatable)")
+    imp.add_argument("--force", action="store_true", help="replace an existing --out")
     gen = sub.add_parser("generate", help="a grid of generated images G(F(z))")
     gen.add_argument("run", type=Path)
     gen.add_argument("--num", type=int, default=16, help="number of images")
@@ -187,7 +195,7 @@ def cmd_eval(args) -> None:
     for run in args.runs:
         if not run.is_dir():
             raise UserError(f"run directory not found: {run}")
-    data, md = table2_report(args.runs, log=lambda m: print(m, file=sys.stderr))
+    data, md = table2_report(args.runs, log=lambda m: print(m, file=sys.stderr), protocol=args.only)
     print(md)
     if args.json:
         args.json.write_text(json.dumps(data, indent=2))
@@ -275,6 +283,14 @@ def cmd_directions(args) -> None:
     print(f"wrote {args.run / directions.FILE}")
 
 
+def cmd_import(args) -> None:
+    from .reference import import_checkpoint
+    cfg = import_checkpoint(args.checkpoint, args.out, args.set, args.force)
+    m = cfg.model
+    shape = f"{m.resolution}x{m.resolution}x{m.channels}, {m.levels} level(s)" if m.net == "style" else "28x28"
+    print(f"imported {args.checkpoint} ({m.net} networks, latent {m.latent_size}, {shape}) into {args.out}")
+
+
 def cmd_serve(args) -> None:
     from .serve.server import serve
 
@@ -285,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         commands = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "dataset": cmd_dataset,
-                    "metrics": cmd_metrics, "fid": cmd_fid, "directions": cmd_directions, "serve": cmd_serve}
+                    "metrics": cmd_metrics, "fid": cmd_fid, "directions": cmd_directions, "serve": cmd_serve,
+                    "import": cmd_import}
         return commands.get(args.command, cmd_figure)(args) or 0
     except UserError as e:
         print(f"alae: error: {e}", file=sys.stderr)

@@ -28,6 +28,8 @@ class ModelConfig:
     resolution: int = 28        # image side in pixels (style: a power of two, 4 to 1024)
     channels: int = 1           # 1 (grayscale) or 3 (RGB)
     hidden: int = 1024          # width of the hidden layers of E and G (mlp)
+    e_out_slope: float = 0.2    # leaky ReLU slope after E's output layer (mlp; reference code 0.01)
+    g_slope: float = 0.2        # leaky ReLU slope after G's hidden layers (mlp; reference code 0.01)
     start_ch: int = 64          # feature maps at the highest resolution (style)
     max_ch: int = 256           # cap on feature maps per level (style)
     style_mixing_prob: float = 0.9  # probability of mixing two w's in G's style inputs (style)
@@ -76,11 +78,14 @@ class DataConfig:
     dataset: str = "mnist"      # "mnist", "fashion-mnist" (style nets see them padded to 32x32),
                                 # or the folder of a dataset made by `alae dataset make`
     root: str = ""              # folder with the idx files; empty uses the bundled copy
+    split: str = "dw"           # MNIST family: "dw" trains on the official 60k training images (Table 2's
+                                # DW protocol), "sw" on the 50k SW train part only (its SW protocol)
 
 
 @dataclass
 class ReportConfig:
     table2: bool = True         # run the Table 2 protocol at the end of training
+    table2_weights: str = "ema"  # Table 2 features from the "ema" encoder or the "live" one (reference code)
     figures: bool = True        # draw the reconstruction and traversal figures
 
 
@@ -101,6 +106,8 @@ CHOICES = {
     ("model", "ae_loss"): ("l1", "l2"),
     ("model", "channels"): (1, 3),
     ("train", "precision"): ("fp32", "bf16"),
+    ("data", "split"): ("dw", "sw"),
+    ("report", "table2_weights"): ("ema", "live"),
 }
 POSITIVE = {
     ("model", "latent_size"), ("model", "resolution"), ("model", "hidden"),
@@ -200,6 +207,11 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"config key model.resolution: must be a power of two from 4 to 1024, got {r}")
         if cfg.model.kind != "alae":
             raise UserError("config key model.kind: the style networks train as ALAE only")
+    for name in ("e_out_slope", "g_slope"):
+        if not 0.0 <= getattr(cfg.model, name) < 1.0:
+            raise UserError(f"config key model.{name}: a leaky ReLU slope must lie in [0, 1), got {getattr(cfg.model, name)}")
+    if cfg.data.split == "sw" and cfg.data.dataset not in ("mnist", "fashion-mnist"):
+        raise UserError("config key data.split: the SW split exists for mnist and fashion-mnist only")
     if not 0.0 <= cfg.model.style_mixing_prob <= 1.0:
         raise UserError(f"config key model.style_mixing_prob: must lie in [0, 1], got {cfg.model.style_mixing_prob}")
     for name in ("level_batch", "level_lr"):

@@ -32,21 +32,17 @@ import torch
 import torch.nn.functional as nnf
 
 from .losses import apply_gradients, fp32, full
-from .nn import LRELU_SLOPE, EqualLinear
+from .nn import EqualLinear
 
 
-def chain(model) -> list[tuple[EqualLinear, bool]]:
-    """D∘E as (linear layer, followed by a leaky ReLU) pairs, input side first."""
-    pairs = []
-    for mlp in (model.E.mlp, model.D.mlp):
-        *body, last = mlp.layers
-        pairs += [(layer, mlp.activate_hidden) for layer in body] + [(last, mlp.activate_last)]
-    return pairs
+def chain(model) -> list[tuple[EqualLinear, float | None]]:
+    """D∘E as (linear layer, slope of the leaky ReLU after it or None) pairs, input side first."""
+    return [pair for mlp in (model.E.mlp, model.D.mlp) for pair in zip(mlp.layers, mlp.slopes)]
 
 
-def activation_backward(grad: torch.Tensor, h: torch.Tensor, activated: bool) -> torch.Tensor:
-    """grad through h = leaky_relu(a) (from its output h), or through the identity."""
-    return torch.ops.aten.leaky_relu_backward(grad, h, LRELU_SLOPE, True) if activated else grad
+def activation_backward(grad: torch.Tensor, h: torch.Tensor, slope: float | None) -> torch.Tensor:
+    """grad through h = leaky_relu(a, slope) (from its output h), or through the identity."""
+    return grad if slope is None else torch.ops.aten.leaky_relu_backward(grad, h, slope, True)
 
 
 def d_step_mlp(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, autocast=fp32) -> dict[str, torch.Tensor]:
@@ -57,17 +53,17 @@ def d_step_mlp(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float,
     with torch.no_grad(), autocast():
         fake = model.G(model.styles(z, mix=True))
         h = [torch.cat([model.E.flatten(x), fake.flatten(1)])]
-        for layer, activated in layers:
+        for layer, slope in layers:
             a = layer(h[-1])
-            h.append(nnf.leaky_relu(a, LRELU_SLOPE) if activated else a)
+            h.append(a if slope is None else nnf.leaky_relu(a, slope))
         real, fake_logits = full(h[-1]).squeeze(1).split(n)
         loss = nnf.softplus(fake_logits) + nnf.softplus(-real)
         c = -torch.sigmoid(-real) / n
         upstream = torch.cat([torch.ones_like(c), torch.sigmoid(fake_logits) / n])
         deltas, delta = [], upstream[:, None]
         for l in reversed(range(len(layers))):
-            layer, activated = layers[l]
-            delta = activation_backward(delta, h[l + 1], activated)
+            layer, slope = layers[l]
+            delta = activation_backward(delta, h[l + 1], slope)
             deltas.insert(0, delta)
             if l > 0:
                 delta = full(torch.mm(delta * layer.weight_scale, layer.weight))
@@ -79,14 +75,14 @@ def d_step_mlp(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float,
         else:
             r1, sigma = torch.zeros_like(loss), None
         weights = torch.cat([c, torch.ones_like(c)])
-        for l, (layer, activated) in enumerate(layers):
+        for l, (layer, slope) in enumerate(layers):
             if sigma is None:
                 real_in = h[l][:n] * c[:, None]
             else:
                 real_in = torch.addcmul(sigma, h[l][:n], c[:, None])
                 if l + 1 < len(layers):
                     back = full(torch.mm(sigma * layer.weight_scale, layer.weight.t()))
-                    sigma = activation_backward(back, h[l + 1][:n], activated)
+                    sigma = activation_backward(back, h[l + 1][:n], slope)
             inputs = torch.cat([real_in, h[l][n:]]) * layer.weight_scale
             layer.weight.grad = torch.mm(deltas[l].t(), inputs).to(layer.weight.dtype)
             layer.bias.grad = (torch.mv(deltas[l].t(), weights) * layer.lrmul).to(layer.bias.dtype)

@@ -21,26 +21,37 @@ MIX_IMAGES = 4        # sources and destinations of the style-mixing figure
 SAMPLES = 32          # generated images per generation figure
 
 
-def table2_report(runs: list[Path], log=print) -> tuple[dict, str]:
-    """Evaluate each run (a trial) and return (JSON summary, Markdown table)."""
+def table2_report(runs: list[Path], log=print, protocol: str | None = None) -> tuple[dict, str]:
+    """Evaluate each run (a trial) on the protocol it was trained for and return (JSON summary,
+    Markdown table): SW columns come from SW-trained runs, DW columns from DW-trained runs.
+
+    With `protocol` ("SW" or "DW") only those columns are made, and a run trained for the
+    other is refused: its scores would count digits it trained on, or the wrong writers.
+    """
     trials, notes, kinds = [], [], set()
+    by_protocol = {p: [] for p in table2.PROTOCOLS}
     for run in runs:
         cfg = read_config(run)
         if cfg.model.net != "mlp" or cfg.data.dataset != "mnist":
             raise UserError(f"{run}: Table 2 is defined for the MLP networks on MNIST (this run: {cfg.model.net} on {cfg.data.dataset})")
+        trained = table2.protocol_of(cfg)
+        if protocol is not None and protocol != trained:
+            raise UserError(f"{run} was trained on the {trained} split (data.split={cfg.data.split}), so it cannot give "
+                            f"Table 2's {protocol} columns: train one with --set data.split={protocol.lower()}")
         kinds.add("alae" if cfg.model.kind == "alae" else cfg.model.ae_loss)
-        log(f"table2: evaluating {run}")
-        result = table2.evaluate(load(run), cfg.data.root, log=log)
+        log(f"table2: evaluating {run} ({trained}, {cfg.report.table2_weights} weights)")
+        result = table2.evaluate(load(run, weights=cfg.report.table2_weights), trained, cfg.data.root, log=log)
         trials.append(result)
+        by_protocol[trained].append(str(run))
         notes += [f"{run}: {n}" for n in result["notes"]]
     if len(kinds) > 1:
         raise UserError(f"table2 trials must be runs of one model kind, got {sorted(kinds)}")
     summary = table2.aggregate(trials)
     kind = kinds.pop()
-    names = [str(r) for r in runs]
-    data = {"runs": names, "model": kind, "svm": {"C": table2.SVM_C, "max_iter": table2.SVM_MAX_ITER, "scaling": "none"},
+    data = {"runs": by_protocol, "model": kind,
+            "svm": {"C": table2.SVM_C, "max_iter": table2.SVM_MAX_ITER, "scaling": "none"},
             "accuracy": summary, "paper": table2.PAPER, "notes": notes}
-    return data, table2.markdown(summary, names, kind, notes)
+    return data, table2.markdown(summary, by_protocol, kind, notes)
 
 
 def draw_figures(run: Path, cfg, model, log=print) -> list[Path]:

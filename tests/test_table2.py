@@ -55,6 +55,6 @@ def test_aggregate_gives_mean_and_std_over_trials():
     summary = table2.aggregate([trial(90.0), trial(92.0)])
     assert summary["svm DW"]["short"]["mean"] == pytest.approx(91.0)
     assert summary["svm DW"]["short"]["std"] == pytest.approx(1.0)
-    md = table2.markdown(summary, ["a", "b"], "alae", [])
+    md = table2.markdown(summary, {"SW": ["a", "b"], "DW": ["c", "d"]}, "alae", [])
     assert "| ALAE (paper) | 93.79 / 97.61 | 93.47 / 98.20 | 94.59 / 97.47 | 94.23 / 98.64 |" in md
     assert "| -3.23 / -6.64 |" in md  # svm DW: 91 - 94.23 short, 92 - 98.64 long

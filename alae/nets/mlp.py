@@ -1,44 +1,43 @@
 """The MLP networks of the permutation-invariant MNIST experiment (section 7.1, Table 2).
 
-Sizes follow the paper and its reference code: E 784-1024-1024-50 and G 50-1024-1024-784
-with leaky ReLU 0.2; F and D are MLPs whose hidden width is the latent size, with a
-learning-rate multiplier of 0.1. As in the reference code, E's output and each of F's
-layers end in a leaky ReLU, and F starts by pixel-normalising z.
+Sizes follow the paper and its reference code: E 784-1024-1024-50 and G 50-1024-1024-784;
+F and D are MLPs whose hidden width is the latent size, with a learning-rate multiplier
+of 0.1. As in the reference code, E's output and each of F's layers end in a leaky ReLU,
+and F starts by pixel-normalising z. The slopes of E's output activation and of G's
+hidden activations are config values: the reference code ("Ref" commit of its MNIST
+branch) uses PyTorch's default 0.01 there and 0.2 everywhere else.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as nnf
 from torch import nn
 
 from ..errors import UserError
-from ..nn import EqualLinear, leaky_relu, pixel_norm
+from ..nn import LRELU_SLOPE, EqualLinear, pixel_norm
 
 
 class MLP(nn.Module):
-    """Equalized-lr linear layers with leaky ReLU between them (and after the last if asked)."""
+    """Equalized-lr linear layers, each followed by a leaky ReLU of its slope or by nothing."""
 
     def __init__(
         self,
-        sizes: list[int],           # [in, hidden..., out]
-        lrmul: float = 1.0,         # learning-rate multiplier of every layer
-        activate_last: bool = False,  # leaky ReLU on the output too
-        activate_hidden: bool = True,  # leaky ReLU between layers (False: a product of linear maps)
+        sizes: list[int],                   # [in, hidden..., out]
+        lrmul: float = 1.0,                 # learning-rate multiplier of every layer
+        hidden_slope: float | None = LRELU_SLOPE,  # leaky ReLU slope between layers (None: none)
+        last_slope: float | None = None,    # leaky ReLU slope on the output (None: linear output)
     ):
         super().__init__()
         self.layers = nn.ModuleList(EqualLinear(a, b, lrmul) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.activate_last, self.activate_hidden = activate_last, activate_hidden
+        self.slopes = [hidden_slope] * (len(self.layers) - 1) + [last_slope]
 
     def forward(self, x: torch.Tensor, return_hidden: bool = False):
-        *body, last = self.layers
-        for layer in body:
-            x = layer(x)
-            if self.activate_hidden:
-                x = leaky_relu(x)
         hidden = x
-        x = last(x)
-        if self.activate_last:
-            x = leaky_relu(x)
+        for layer, slope in zip(self.layers, self.slopes):
+            hidden, x = x, layer(x)
+            if slope is not None:
+                x = nnf.leaky_relu(x, slope)
         return (x, hidden) if return_hidden else x
 
 
@@ -48,7 +47,7 @@ class MappingF(nn.Module):
     def __init__(self, latent_size: int, layers: int, width: int, lrmul: float):
         super().__init__()
         self.latent_size = latent_size
-        self.mlp = MLP([latent_size] + [width] * (layers - 1) + [latent_size], lrmul, activate_last=True)
+        self.mlp = MLP([latent_size] + [width] * (layers - 1) + [latent_size], lrmul, last_slope=LRELU_SLOPE)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.mlp(pixel_norm(z))
@@ -63,19 +62,21 @@ class DiscriminatorD(nn.Module):
 
     def __init__(self, latent_size: int, layers: int, width: int, lrmul: float, nonlinear: bool = True):
         super().__init__()
-        self.mlp = MLP([latent_size] + [width] * (layers - 1) + [1], lrmul, activate_hidden=nonlinear)
+        self.mlp = MLP([latent_size] + [width] * (layers - 1) + [1], lrmul,
+                       hidden_slope=LRELU_SLOPE if nonlinear else None)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return self.mlp(w).squeeze(1)
 
 
 class EncoderE(nn.Module):
-    """E: image -> w, 784-1024-1024-latent (section 7.1)."""
+    """E: image -> w, 784-1024-1024-latent (section 7.1), leaky ReLU 0.2 after the hidden
+    layers and of slope `out_slope` after the output."""
 
-    def __init__(self, latent_size: int, hidden: int, pixels: int = 28 * 28):
+    def __init__(self, latent_size: int, hidden: int, out_slope: float, pixels: int = 28 * 28):
         super().__init__()
         self.pixels = pixels
-        self.mlp = MLP([pixels, hidden, hidden, latent_size], activate_last=True)
+        self.mlp = MLP([pixels, hidden, hidden, latent_size], last_slope=out_slope)
 
     def flatten(self, x: torch.Tensor) -> torch.Tensor:
         """Images [N, 1, 28, 28] (any shape with 784 values per image) -> [N, 784]."""
@@ -93,12 +94,13 @@ class EncoderE(nn.Module):
 
 
 class GeneratorG(nn.Module):
-    """G: w -> image, latent-1024-1024-784 with a linear output (section 7.1)."""
+    """G: w -> image, latent-1024-1024-784, leaky ReLU of slope `hidden_slope` after the
+    hidden layers and a linear output (section 7.1)."""
 
-    def __init__(self, latent_size: int, hidden: int, resolution: int = 28):
+    def __init__(self, latent_size: int, hidden: int, hidden_slope: float, resolution: int = 28):
         super().__init__()
         self.resolution = resolution
-        self.mlp = MLP([latent_size, hidden, hidden, resolution * resolution])
+        self.mlp = MLP([latent_size, hidden, hidden, resolution * resolution], hidden_slope=hidden_slope)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return self.mlp(w).view(w.shape[0], 1, self.resolution, self.resolution)

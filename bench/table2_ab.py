@@ -1,0 +1,114 @@
+"""A/B of MLP ALAE's differences from the reference code at one training budget: Table 2's
+short-feature 1NN and linear SVM, and whether reconstructions keep their class.
+
+Each variant is today's `mnist-mlp` preset with config overrides; each (variant, seed)
+trains into `--out/VARIANT/sSEED` and is scored on its own protocol (`data.split`), with
+the EMA and the live encoder, and with LinearSVC's primal and dual solvers. Every finished
+(variant, seed) is written to `--out/ab.json` at once, and a rerun skips it (training
+resumes from its newest checkpoint), so the command can be interrupted and run again.
+
+    python bench/table2_ab.py --kimg 300 --seeds 0 1 --out runs/ab
+"""
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alae import config
+from alae.data import mnist
+from alae.metrics import class_kept, table2
+from alae.model import load
+from alae.train import train
+
+REFERENCE = ["model.e_out_slope=0.01", "model.g_slope=0.01", "model.d_nonlinear=false", "train.ae_trains_F=true"]
+VARIANTS = {
+    "today": [],
+    "e_out_slope 0.01": REFERENCE[:1],
+    "g_slope 0.01": REFERENCE[1:2],
+    "D linear": REFERENCE[2:3],
+    "step 3 trains F": REFERENCE[3:],
+    "reference": REFERENCE,
+}
+
+
+def svm(train_x, train_y, test_x, test_y, dual) -> float:
+    from sklearn.svm import LinearSVC
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = LinearSVC(C=table2.SVM_C, max_iter=table2.SVM_MAX_ITER, dual=dual).fit(train_x, train_y)
+    return 100 * float(fitted.score(test_x, test_y))
+
+
+def score(run: Path, cfg) -> dict:
+    """Short-feature 1NN and SVM (primal, dual) for the EMA and live encoders; class kept and background (EMA)."""
+    protocol = table2.protocol_of(cfg)
+    split = mnist.table2_split(protocol)
+    out = {"protocol": protocol}
+    for weights in ("ema", "live"):
+        model = load(run, weights=weights)
+        (tr_x, tr_y), (te_x, te_y) = ((model.features(torch.from_numpy(split[p][0].copy()).unsqueeze(1))[0].double().numpy(),
+                                       split[p][1]) for p in ("train", "test"))
+        out[weights] = {"1nn": 100 * table2.nn1_accuracy(tr_x, tr_y, te_x, te_y),
+                        "svm": svm(tr_x, tr_y, te_x, te_y, dual=False),
+                        "svm_dual": svm(tr_x, tr_y, te_x, te_y, dual=True)}
+        if weights == "ema":
+            out["reconstructions"] = class_kept.evaluate(model, cfg)
+    return out
+
+
+def summary(results: dict) -> str:
+    rows = ["| variant | protocol | seeds | 1NN EMA | SVM EMA | drop EMA | 1NN live | SVM live | SVM dual live | "
+            "class kept % | background |", "|" + "---|" * 11]
+    for (variant, protocol), runs in sorted(results.items(), key=lambda kv: list(VARIANTS).index(kv[0][0])):
+        def cell(get):
+            v = np.array([get(r) for r in runs])
+            return f"{v.mean():.2f} ± {v.std():.2f}" if len(v) > 1 else f"{v[0]:.2f}"
+        rows.append(f"| {variant} | {protocol} | {len(runs)} | " + " | ".join([
+            cell(lambda r: r["ema"]["1nn"]), cell(lambda r: r["ema"]["svm"]),
+            cell(lambda r: r["ema"]["1nn"] - r["ema"]["svm"]), cell(lambda r: r["live"]["1nn"]),
+            cell(lambda r: r["live"]["svm"]), cell(lambda r: r["live"]["svm_dual"]),
+            cell(lambda r: r["reconstructions"]["reconstructed"]),
+            cell(lambda r: r["reconstructions"]["background"])]) + " |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kimg", type=float, default=300.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--split", choices=("dw", "sw"), default="dw")
+    parser.add_argument("--out", type=Path, default=Path("runs/ab"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "ab.json"
+    done = json.loads(log.read_text()) if log.is_file() else {}
+    for variant in args.variants:
+        for seed in args.seeds:
+            key = f"{variant}|{args.split}|{args.kimg:g}|{seed}"
+            if key in done:
+                continue
+            cfg = config.load("mnist-mlp", VARIANTS[variant] + [f"train.kimg={args.kimg}", f"train.seed={seed}",
+                                                                 f"data.split={args.split}"])
+            run = args.out / f"{variant.replace(' ', '_')}-{args.split}-{args.kimg:g}k" / f"s{seed}"
+            t0 = time.perf_counter()
+            train(cfg, run, resume=(run / "checkpoints").is_dir(), progress=False)
+            train_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            done[key] = score(run, cfg) | {"variant": variant, "seed": seed, "kimg": args.kimg,
+                                           "train_seconds": train_s, "eval_seconds": time.perf_counter() - t0}
+            log.write_text(json.dumps(done, indent=1))
+            print(f"{key}: {json.dumps(done[key])}", flush=True)
+    grouped = {}
+    for r in done.values():
+        grouped.setdefault((r["variant"], r["protocol"]), []).append(r)
+    print(summary(grouped))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
 """ALAE: the four networks F, G, E, D (section 4) and what a user does with a trained model.
 
-Training code uses the networks directly (`model.F(z)`, `model.E(x)`, ...). The methods
+Training code uses the networks directly (`model.F(z)`, `model.E(x)`, ...), with images in
+the networks' pixel units (`to_net`: [-1, 1] for the style networks). The methods
 `encode`, `decode`, `generate` and `reconstruct` are the inference API returned by
 `alae.load`: no gradients, in batches, on the model's device, images in [0, 1].
 """
@@ -8,6 +9,7 @@ Training code uses the networks directly (`model.F(z)`, `model.E(x)`, ...). The 
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import torch
@@ -99,7 +101,17 @@ class ALAE(nn.Module):
         x = self.as_images(x)
         if x.dim() == 4 and x.shape[-1] > self.resolution and x.shape[-1] % self.resolution == 0:
             x = nnf.avg_pool2d(x, x.shape[-1] // self.resolution)
-        return self._batched(self.E, x)
+        return self._batched(lambda chunk: self.E(self.to_net(chunk)), x)
+
+    def to_net(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> the networks' pixel units: [-1, 1] for the style networks, as the
+        reference code trains them (R1 is taken w.r.t. this input), [0, 1] for the MLP, as its
+        reference."""
+        return x * 2 - 1 if self.growing else x
+
+    def from_net(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in the networks' pixel units -> [0, 1] (the inverse of `to_net`)."""
+        return (x + 1) / 2 if self.growing else x
 
     def features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
         """Images -> (short w, long penultimate activations), the features of Table 2."""
@@ -108,9 +120,11 @@ class ALAE(nn.Module):
             pairs = [self.E.features(chunk.to(self.device)) for chunk in x.split(INFERENCE_BATCH)]
         return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
 
-    def decode(self, w: torch.Tensor) -> torch.Tensor:
-        """w [N, latent] -> images [N, C, H, W], as G outputs them (not clipped)."""
-        return self._batched(self.G, torch.as_tensor(w).float())
+    def decode(self, w: torch.Tensor, noise: bool = True) -> torch.Tensor:
+        """w [N, latent] (or ws [N, num_styles, latent]) -> images [N, C, H, W] in [0, 1] units, as G
+        outputs them (not clipped); `noise=False` leaves out the style G's noise inputs."""
+        G = functools.partial(self.G, noise=noise) if self.growing else self.G
+        return self._batched(lambda chunk: self.from_net(G(chunk)), torch.as_tensor(w).float())
 
     def reconstruct(self, x) -> torch.Tensor:
         return self.decode(self.encode(x))

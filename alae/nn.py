@@ -20,6 +20,7 @@ from .dist import randn_rows
 
 LRELU_SLOPE = 0.2
 HE_GAIN = math.sqrt(2.0)
+STD_FLOOR = 1e-10  # added to a variance before its square root where the reference adds nothing
 
 
 class EqualLinear(nn.Module):
@@ -143,18 +144,21 @@ def instance_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return nnf.instance_norm(x, eps=eps)
 
 
-def instance_norm_style(x: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
+def instance_norm_style(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
     """Instance norm that also returns what it removed: the style [mean; std] per channel (eq. 9).
 
+    As the reference's E: the map is normalised with `eps` added to the variance (1e-5, torch's
+    InstanceNorm2d default, which the reference uses there), the style's std is the plain one; STD_FLOOR inside its root only keeps the gradient finite for a
+    constant channel (a blank image): it changes a std by at most 1e-5, one of 0.01 by 5e-9.
     Reductions over the flattened last axis run several times faster on the CPU than
     var_mean over two axes; everything is plain ops, so R1's double backward runs through.
     """
     flat = x.flatten(2)
     mean = flat.mean(2, keepdim=True)
     centered = flat - mean
-    var = centered.pow(2).mean(2, keepdim=True) + eps
-    normalized = (centered * var.rsqrt()).view_as(x)
-    return normalized, torch.cat([mean, var.sqrt()], dim=1).flatten(1)
+    var = centered.pow(2).mean(2, keepdim=True)
+    normalized = (centered * (var + eps).rsqrt()).view_as(x)
+    return normalized, torch.cat([mean, (var + STD_FLOOR).sqrt()], dim=1).flatten(1)
 
 
 def adain(x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:

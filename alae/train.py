@@ -266,7 +266,8 @@ class Trainer:
         # every random draw of this step (z, noise inputs, style mixing) comes from this seed,
         # so that a resumed run makes the same draws as an uninterrupted one
         seed_step(t.seed * 1_000_003 + self.images_seen, self.device)
-        x = self.stream.batch(self.images_seen + shard.offset, n, m.resolution, now.blend)
+        # real images in the networks' pixel units: R1 (step 1) is taken with respect to them
+        x = m.to_net(self.stream.batch(self.images_seen + shard.offset, n, m.resolution, now.blend))
         with dist.batch_shard(shard):
             if self.cfg.model.kind == "alae":
                 opt_ED, opt_FG = self.optimizers["ED"], self.optimizers["FG"]

@@ -57,6 +57,16 @@ def test_instance_norm_style_returns_the_removed_mean_and_std():
     assert torch.allclose(adain(y, torch.cat([std - 1, mean], 1)), x, atol=1e-4)
 
 
+def test_instance_norm_style_adds_eps_to_the_variance_of_the_map_only():
+    """As the reference's E: the map is divided by sqrt(var + 1e-5), the style's std is sqrt(var)."""
+    from alae.nn import instance_norm_style
+    x = torch.randn(1, 1, 4, 4, dtype=torch.double) * 1e-3
+    var = x.var(correction=0)
+    y, style = instance_norm_style(x)
+    assert torch.allclose(y, (x - x.mean()) / (var + 1e-5).sqrt(), rtol=1e-12, atol=0)
+    assert style[0, 1].item() == pytest.approx(var.sqrt().item(), rel=1e-4)
+
+
 
 def plain_equal_linear(layer, x):
     """The layer's formula with the scale on the weight."""

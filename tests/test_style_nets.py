@@ -1,4 +1,5 @@
-"""StyleALAE networks: shapes at every level and blend, fade-in, mirrored style counts."""
+"""StyleALAE networks: shapes at every level and blend, fade-in, mirrored style counts, the
+reference's initial scales. tests/test_reference_style.py checks them against the authors' outputs."""
 
 import pytest
 import torch
@@ -39,6 +40,30 @@ def test_at_blend_zero_the_new_level_adds_nothing(nets, level):
     x = torch.randn(2, 3, 4 * 2**level, 4 * 2**level)
     assert torch.allclose(E(x, level, 0.0), E(downsample(x), level - 1, 1.0), atol=1e-5)
     assert not torch.allclose(G(ws, level, 0.5, noise=False), G(ws, level, 0.0, noise=False))
+
+
+def test_encoder_blocks_all_downsample_and_the_4x4_one_may_be_wider(nets):
+    """E's 4x4 block is a convolutional block like the others (no dense layer), ending at 2x2 with
+    min(max_ch, 2 * ch) feature maps whose instance-norm statistics are its second style."""
+    _, E = nets
+    ch = block_channels(LEVELS, 4, 16)
+    for level, block in enumerate(E.blocks):
+        h, w = block(torch.randn(2, ch[level], 4 * 2**level, 4 * 2**level))
+        assert h.shape == (2, min(16, 2 * ch[level]), 2 * 2**level, 2 * 2**level) and w.shape == (2, LATENT)
+    assert not any("dense" in n for n, _ in E.named_modules())
+
+
+def test_a_new_generator_draws_near_grey_images_and_E_projects_styles_with_he_gain(nets):
+    """The reference initialises to-RGB with gain 0.03 (so a new G's images sit near 0, mid-grey in
+    [-1, 1]) and E's style projections with the default gain sqrt(2)."""
+    G, E = nets
+    for level in range(LEVELS):
+        rgb = G.to_rgb[level]
+        assert rgb.weight_scale * rgb.weight.std().item() == pytest.approx(0.03 / rgb.weight.shape[1] ** 0.5, rel=0.5)
+        assert G(torch.randn(64, LATENT), level, noise=False).std() < 0.1
+    for block in E.blocks:
+        for layer in (block.style_1, block.style_2):
+            assert layer.weight_scale == pytest.approx(2**0.5 / layer.in_features**0.5)
 
 
 def test_encoder_and_generator_styles_line_up(nets):

@@ -81,6 +81,23 @@ def test_style_mixing_switches_styles_exactly_at_the_crossover():
     assert ALAE(tiny_style("model.style_mixing_prob=0.0").model).styles(z, mix=True).shape == (5, 8)
 
 
+def test_style_networks_train_on_images_in_minus_one_to_one_and_the_mlp_on_zero_to_one(tiny_cfg, tmp_path):
+    """The reference trains StyleALAE on [-1, 1] pixels (R1 with gamma 10 w.r.t. them) and the MLP on [0, 1]."""
+    seen = {}
+    for name, cfg in (("style", tiny_style()), ("mlp", tiny_cfg())):
+        trainer = Trainer(cfg, tmp_path / name)
+
+        def recording(m, opt, x, *rest, name=name, step=trainer.d_step):
+            seen[name] = x
+            return step(m, opt, x, *rest)
+
+        trainer.d_step = recording
+        trainer.step()
+    # MNIST's background is black: -1 for the style networks, 0 for the MLP
+    assert seen["style"].min() == -1 and seen["style"].max() <= 1
+    assert seen["mlp"].min() == 0 and seen["mlp"].max() <= 1
+
+
 def test_a_few_steps_keep_losses_finite_and_lower_the_latent_error(tmp_path):
     train(tiny_style("train.kimg=0.096", "train.level_kimg=1.0", "train.level_batch=[16]"), tmp_path / "run",
           progress=False)

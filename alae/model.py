@@ -122,7 +122,8 @@ class ALAE(nn.Module):
 
     def decode(self, w: torch.Tensor, noise: bool = True) -> torch.Tensor:
         """w [N, latent] (or ws [N, num_styles, latent]) -> images [N, C, H, W] in [0, 1] units, as G
-        outputs them (not clipped); `noise=False` leaves out the style G's noise inputs."""
+        outputs them (not clipped); `noise=False` puts the style G's fixed stand-in for its noise
+        inputs in their place (`style.noise_stand_in`), as the reference does, for repeatable images."""
         G = functools.partial(self.G, noise=noise) if self.growing else self.G
         return self._batched(lambda chunk: self.from_net(G(chunk)), torch.as_tensor(w).float())
 

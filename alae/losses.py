@@ -80,7 +80,10 @@ def r1_penalty(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, autocast=fp32) -> dict[str, torch.Tensor]:
-    """Step 1: update E and D to tell real x from generated G(F(z)), with R1 on real data."""
+    """Step 1: update E and D to tell real x from generated G(F(z)), with R1 on real data.
+
+    x is in the networks' pixel units (`ALAE.to_net`), so R1 is taken w.r.t. the image E sees:
+    for the style networks [-1, 1], as in the reference code."""
     with autocast():
         with torch.no_grad():
             fake = model.G(model.styles(z, mix=True))

@@ -28,11 +28,11 @@ from alae.train import train
 REFERENCE = ["model.e_out_slope=0.01", "model.g_slope=0.01", "model.d_nonlinear=false", "train.ae_trains_F=true"]
 VARIANTS = {
     "today": [],
+    "reference": REFERENCE,
     "e_out_slope 0.01": REFERENCE[:1],
     "g_slope 0.01": REFERENCE[1:2],
     "D linear": REFERENCE[2:3],
     "step 3 trains F": REFERENCE[3:],
-    "reference": REFERENCE,
 }
 
 
@@ -97,7 +97,7 @@ def main() -> None:
                                                                  f"data.split={args.split}"])
             run = args.out / f"{variant.replace(' ', '_')}-{args.split}-{args.kimg:g}k" / f"s{seed}"
             t0 = time.perf_counter()
-            train(cfg, run, resume=(run / "checkpoints").is_dir(), progress=False)
+            train(cfg, run, resume=run.is_dir(), progress=False)
             train_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             done[key] = score(run, cfg) | {"variant": variant, "seed": seed, "kimg": args.kimg,

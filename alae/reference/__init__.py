@@ -31,11 +31,11 @@ from .. import checkpoint, config
 from ..errors import UserError
 from ..model import ALAE
 from ..nn import EqualConv2d, EqualLinear
-from . import mlp
+from . import mlp, style
 
 NETWORKS = ("discriminator", "generator", "mapping_tl", "mapping_fl")
 EMA_SUFFIX = "_s"
-FAMILIES = (mlp,)
+FAMILIES = (mlp, style)
 
 
 def read(path: Path) -> dict[str, dict[str, torch.Tensor]]:

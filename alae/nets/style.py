@@ -36,7 +36,8 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..nn import Blur, EqualConv2d, EqualLinear, NoiseInput, adain, downsample, instance_norm, instance_norm_style, leaky_relu, upsample
+from ..nn import (Blur, EqualConv2d, EqualLinear, NoiseInput, adain, downsample, instance_norm, instance_norm_style,
+                  leaky_relu, upsample)
 
 TO_RGB_GAIN = 0.03  # equalized-lr gain of G's to-RGB layers in the reference code
 
@@ -50,9 +51,9 @@ def block_channels(levels: int, start_ch: int, max_ch: int) -> list[int]:
 
 
 def noise_stand_in(x: torch.Tensor, level: int) -> torch.Tensor:
-    """What the reference's G adds in place of noise when its noise inputs are off: 0.8 s phi(x / s)
-    with phi the standard normal density and s = sqrt(level + 1), a fixed function of the map.
-    Kept so that noise-free images equal the reference's."""
+    """x plus what the reference's G adds in place of noise when its noise inputs are off:
+    0.8 s phi(x / s), phi the standard normal density, s = sqrt(level + 1); a fixed function
+    of the map, kept so that noise-free images equal the reference's."""
     s = math.sqrt(level + 1)
     return x + (0.8 * s / math.sqrt(2 * math.pi)) * torch.exp(x * x * (-0.5 / (s * s)))
 

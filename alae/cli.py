@@ -52,15 +52,29 @@ def build_parser() -> argparse.ArgumentParser:
     t2.add_argument("--protocol", dest="only", choices=("SW", "DW"), help="only these columns; a run trained on the other "
                                                              "split is refused (default: each run's own)")
 
+    dis = ev_sub.add_parser("disentanglement", help="MIG, DCI, SAP and linear probes of a run's codes on the "
+                                                    "factors of a dataset made by `alae dataset make shapes`")
+    dis.add_argument("run", type=Path)
+    dis.add_argument("--codes", help="comma-separated: w (E(x); a VAE's mean), z (ALAE: F inverted); "
+                                     "default: w,z for ALAE, w otherwise")
+    dis.add_argument("--num", type=int, default=10_000, help="test images drawn at random; MIG uses all")
+    dis.add_argument("--fit", type=int, default=2000, help="of them, the images DCI, SAP and the probes fit on "
+                                                           "(at most half); they are scored on the others")
+    dis.add_argument("--dataset", help="the factor dataset (default: the one the run was trained on)")
+    dis.add_argument("--json", type=Path, help="results file (default RUN/disentanglement.json); figures beside it")
+
     rep = sub.add_parser("report", help="(re)write a run's Table 2, figures and loss plot")
     rep.add_argument("run", type=Path)
 
     ds = sub.add_parser("dataset", help="prepare training data")
     ds_sub = ds.add_subparsers(dest="action", required=True, parser_class=Parser)
-    make = ds_sub.add_parser("make", help="pack a folder of images (or mnist, fashion-mnist) at every power-of-two resolution")
-    make.add_argument("src", help="folder of jpg/png/webp/bmp images (searched recursively), or mnist, fashion-mnist")
+    make = ds_sub.add_parser("make", help="pack a folder of images (or mnist, fashion-mnist, shapes) at every "
+                                          "power-of-two resolution")
+    make.add_argument("src", help="folder of jpg/png/webp/bmp images (searched recursively), or mnist, fashion-mnist, "
+                                  "or shapes (the dSprites factor grid, rendered, with its factor labels)")
     make.add_argument("out", type=Path, help="folder to write")
-    make.add_argument("--resolution", type=int, required=True, help="largest side, a power of two")
+    make.add_argument("--resolution", type=int, help="largest side, a power of two (needed for a folder; "
+                                                     "default 32 otherwise; shapes: 32 or 64)")
     make.add_argument("--channels", type=int, default=3, choices=(1, 3), help="1 grayscale, 3 RGB (default)")
     make.add_argument("--test-fraction", type=float, default=0.1, help="held-out share, fixed seed (folders)")
     make.add_argument("--force", action="store_true", help="replace an existing OUT")
@@ -192,6 +206,8 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> None:
     from .report import table2_report
 
+    if args.protocol == "disentanglement":
+        return cmd_disentanglement(args)
     for run in args.runs:
         if not run.is_dir():
             raise UserError(f"run directory not found: {run}")
@@ -199,6 +215,20 @@ def cmd_eval(args) -> None:
     print(md)
     if args.json:
         args.json.write_text(json.dumps(data, indent=2))
+
+
+def cmd_disentanglement(args) -> None:
+    from .disentanglement import report, table
+
+    import torch
+
+    torch.set_num_threads(1)  # small networks and tensors: more threads only wait on each other on a busy CPU
+    codes = args.codes.split(",") if args.codes else None
+    result, paths = report(args.run, codes, args.num, args.fit, args.json, args.dataset,
+                           log=lambda m: print(m, file=sys.stderr))
+    print(table(result))
+    for path in paths:
+        print(f"wrote {path}")
 
 
 def cmd_report(args) -> None:
@@ -265,6 +295,8 @@ def cmd_dataset(args) -> None:
     print(f"packed {summary['count']} images ({summary['train']} train, {summary['test']} test) from "
           f"{summary['source']} at {summary['resolution']}x{summary['resolution']}, {summary['channels']} channel(s), "
           f"into {args.out}")
+    if "factors" in summary:
+        print("with factor labels: " + ", ".join(f"{f['name']} ({len(f['values'])})" for f in summary["factors"]))
     if summary["skipped"]:
         print(f"skipped {len(summary['skipped'])} file(s) that could not be read:")
         for item in summary["skipped"]:

@@ -22,10 +22,11 @@ PRESET_DIR = Path(__file__).parent / "configs"
 
 @dataclass
 class ModelConfig:
-    kind: str = "alae"          # "alae" (Algorithm 1) or "ae" (pixel autoencoder baseline of Table 2)
+    kind: str = "alae"          # "alae" (Algorithm 1), "ae" (pixel autoencoder baseline of Table 2) or
+                                # "vae" (beta-VAE with the same E and G: Higgins et al. 2017)
     net: str = "mlp"            # network family of G and E: "mlp" (section 7.1) or "style" (section 5)
     latent_size: int = 50       # size of z and w
-    resolution: int = 28        # image side in pixels (style: a power of two, 4 to 1024)
+    resolution: int = 28        # image side in pixels, 4 to 1024 (style: a power of two)
     channels: int = 1           # 1 (grayscale) or 3 (RGB)
     hidden: int = 1024          # width of the hidden layers of E and G (mlp)
     e_out_slope: float = 0.2    # leaky ReLU slope after E's output layer (mlp; reference code 0.01)
@@ -43,6 +44,7 @@ class ModelConfig:
     d_lrmul: float = 0.1        # learning-rate multiplier of D's layers
     d_nonlinear: bool = True    # leaky ReLU between D's layers; false: D linear in w (reference code)
     ae_loss: str = "l2"         # pixel loss of the "ae" baseline: "l1" or "l2"
+    vae_beta: float = 1.0       # weight of the KL term of the "vae" kind (beta; 1 is the plain VAE)
 
     @property
     def levels(self) -> int:
@@ -101,7 +103,7 @@ class Config:
 
 
 CHOICES = {
-    ("model", "kind"): ("alae", "ae"),
+    ("model", "kind"): ("alae", "ae", "vae"),
     ("model", "net"): ("mlp", "style"),
     ("model", "ae_loss"): ("l1", "l2"),
     ("model", "channels"): (1, 3),
@@ -199,8 +201,10 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"config key train.threads: must be >= 0, got {cfg.train.threads}")
     if not (cfg.train.device in ("auto", "cpu", "cuda") or cfg.train.device.startswith("cuda:")):
         raise UserError(f"config key train.device: {cfg.train.device!r} is not auto, cpu, cuda or cuda:N")
-    if cfg.model.net == "mlp" and (cfg.model.resolution, cfg.model.channels) != (28, 1):
-        raise UserError("config key model.resolution: the MLP networks take 28x28 grayscale digits")
+    if cfg.model.net == "mlp" and not 4 <= cfg.model.resolution <= 1024:
+        raise UserError(f"config key model.resolution: must lie from 4 to 1024, got {cfg.model.resolution}")
+    if cfg.model.vae_beta < 0:
+        raise UserError(f"config key model.vae_beta: must be >= 0, got {cfg.model.vae_beta}")
     if cfg.model.net == "style":
         r = cfg.model.resolution
         if r < 4 or r > 1024 or r & (r - 1):

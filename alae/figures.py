@@ -21,18 +21,18 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def grid(rows: list[torch.Tensor], labels: list[str], scale: int = 2) -> Image.Image:
+def grid(rows: list[torch.Tensor], labels: list[str], scale: int = 2, label_width: int = LABEL_WIDTH) -> Image.Image:
     """Rows of images (each [N, C, H, W] in [0, 1]) side by side, with a text label per row."""
     cols = max(len(r) for r in rows)
     h, w = rows[0].shape[2] * scale, rows[0].shape[3] * scale
-    sheet = Image.new("RGB", (LABEL_WIDTH + cols * (w + PAD) + PAD, len(rows) * (h + PAD) + PAD), "white")
+    sheet = Image.new("RGB", (label_width + cols * (w + PAD) + PAD, len(rows) * (h + PAD) + PAD), "white")
     draw = ImageDraw.Draw(sheet)
     for i, (row, label) in enumerate(zip(rows, labels)):
         y = PAD + i * (h + PAD)
         draw.text((4, y + h // 2 - 5), label, fill="black")
         for j, img in enumerate(to_uint8(row)):
             tile = Image.fromarray(img.squeeze(2) if img.shape[2] == 1 else img).resize((w, h), Image.NEAREST)
-            sheet.paste(tile.convert("RGB"), (LABEL_WIDTH + PAD + j * (w + PAD), y))
+            sheet.paste(tile.convert("RGB"), (label_width + PAD + j * (w + PAD), y))
     return sheet
 
 

@@ -1,4 +1,4 @@
-"""The three updates of one ALAE iteration (Algorithm 1) and the pixel-AE baseline step.
+"""The three updates of one ALAE iteration (Algorithm 1), the pixel-AE baseline step and the beta-VAE step.
 
 With f = softplus (non-saturating loss) and gamma the R1 weight:
   1. E, D:  f(D(E(G(F(z))))) + f(-D(E(x))) + gamma/2 * ||grad_x D(E(x))||^2
@@ -125,3 +125,18 @@ def pixel_step(model, opt, x: torch.Tensor, kind: str, autocast=fp32) -> dict[st
     loss = diff.abs().mean() if kind == "l1" else diff.pow(2).mean()
     update(loss, opt)
     return {"loss_pixel": loss.detach()}
+
+
+def vae_step(model, opt, x: torch.Tensor, beta: float, autocast=fp32) -> dict[str, torch.Tensor]:
+    """The beta-VAE baseline (Higgins et al., ICLR 2017): update E and G on the negative ELBO
+    with the KL term weighted by beta. E(x) gives the mean and log-variance of q(w | x); w is
+    drawn from it by reparameterisation (Kingma and Welling 2014); G(w) gives the logits of
+    Bernoulli pixels. Both terms are summed over an image's pixels and latents, averaged over images."""
+    with autocast():
+        mean, logvar = full(model.E(x)).chunk(2, dim=1)
+        w = mean + torch.exp(0.5 * logvar) * dist.randn_rows(*mean.shape, device=mean.device)
+        logits = full(model.G(w))
+    rec = nnf.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
+    kl = 0.5 * (mean.pow(2) + logvar.exp() - logvar - 1).sum(dim=1)
+    update((rec + beta * kl).mean(), opt)
+    return {"loss_rec": rec.detach().mean(), "kl": kl.detach().mean()}

@@ -26,15 +26,18 @@ INFERENCE_BATCH = 1024
 
 
 class ALAE(nn.Module):
-    """F: z -> w, G: w -> x, E: x -> w, D: w -> logit. The "ae" kind has only E and G."""
+    """F: z -> w, G: w -> x, E: x -> w, D: w -> logit. The "ae" kind has only E and G; so has
+    the "vae" kind, whose E gives the mean and log-variance of q(w | x) and whose G gives the
+    logits of Bernoulli pixels."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = copy.deepcopy(cfg)
         width = cfg.fd_width or cfg.latent_size
         if cfg.net == "mlp":
-            self.E = mlp.EncoderE(cfg.latent_size, cfg.hidden)
-            self.G = mlp.GeneratorG(cfg.latent_size, cfg.hidden, cfg.resolution)
+            code = 2 * cfg.latent_size if cfg.kind == "vae" else cfg.latent_size  # a VAE's E: mean, log-variance
+            self.E = mlp.EncoderE(code, cfg.hidden, cfg.e_out_slope, cfg.resolution, cfg.channels)
+            self.G = mlp.GeneratorG(cfg.latent_size, cfg.hidden, cfg.g_slope, cfg.resolution, cfg.channels)
         else:
             self.E = style.EncoderE(cfg.levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)
             self.G = style.GeneratorG(cfg.levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)
@@ -94,14 +97,14 @@ class ALAE(nn.Module):
         return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
     def encode(self, x) -> torch.Tensor:
-        """Images [N, C, H, W] (or [N, H, W]) in [0, 1] -> w [N, latent].
+        """Images [N, C, H, W] (or [N, H, W]) in [0, 1] -> w [N, latent] (a VAE: the posterior mean).
 
         Images larger than the current resolution are averaged down to it first.
         """
         x = self.as_images(x)
         if x.dim() == 4 and x.shape[-1] > self.resolution and x.shape[-1] % self.resolution == 0:
             x = nnf.avg_pool2d(x, x.shape[-1] // self.resolution)
-        return self._batched(lambda chunk: self.E(self.to_net(chunk)), x)
+        return self._batched(lambda chunk: self.E(self.to_net(chunk)), x)[:, :self.cfg.latent_size]
 
     def to_net(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] -> the networks' pixel units: [-1, 1] for the style networks, as the
@@ -110,7 +113,10 @@ class ALAE(nn.Module):
         return x * 2 - 1 if self.growing else x
 
     def from_net(self, x: torch.Tensor) -> torch.Tensor:
-        """Images in the networks' pixel units -> [0, 1] (the inverse of `to_net`)."""
+        """Images in the networks' pixel units -> [0, 1] (the inverse of `to_net`); a VAE's G gives
+        Bernoulli logits, whose probabilities are the image."""
+        if self.cfg.kind == "vae":
+            return torch.sigmoid(x)
         return (x + 1) / 2 if self.growing else x
 
     def features(self, x) -> tuple[torch.Tensor, torch.Tensor]:

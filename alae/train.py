@@ -44,7 +44,7 @@ from . import checkpoint, dist, schedule
 from .config import Config, from_dict
 from .data import source
 from .errors import UserError
-from .losses import ae_step, d_step, g_step, pixel_step
+from .losses import ae_step, d_step, g_step, pixel_step, vae_step
 from .mlp_step import d_step_mlp
 from .model import ALAE
 from .nn import downsample, upsample
@@ -236,7 +236,7 @@ class Trainer:
         self.optimizers = self.build_optimizers(start.lr)
 
     def build_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
-        """Adam for E+D and F+G (ALAE) or E+G (pixel AE); fresh state, as at the start of every level.
+        """Adam for E+D and F+G (ALAE) or E+G (pixel AE, VAE); fresh state, as at the start of every level.
 
         The fused implementation (one kernel over all parameters; the same update up to
         rounding) is several times faster than the per-tensor loop (bench/throughput.py).
@@ -276,6 +276,8 @@ class Trainer:
                 stats |= ae_step(m, opt_ED, opt_FG, self.sample_z(n), t.ae_trains_F, self.autocast)
                 if m.growing:  # the average w, for the truncation trick of the style networks
                     self.track_w_avg(now.batch_size)
+            elif self.cfg.model.kind == "vae":
+                stats = vae_step(m, self.optimizers["EG"], x, self.cfg.model.vae_beta, self.autocast)
             else:
                 stats = pixel_step(m, self.optimizers["EG"], x, self.cfg.model.ae_loss, self.autocast)
         self.update_ema(now.batch_size)

@@ -12,7 +12,7 @@ LARGE = {"celeba-128": (6, 256), "celebahq-256": (7, 512), "bedroom-256": (7, 51
 
 @pytest.mark.parametrize("name", config.presets())
 def test_every_preset_loads(name):
-    assert config.load(name).model.kind in ("alae", "ae")
+    assert config.load(name).model.kind in ("alae", "ae", "vae")
 
 
 @pytest.mark.parametrize("name", sorted(LARGE))

@@ -753,7 +753,7 @@ def test_dataset_make_on_mutated_files_packs_or_refuses_with_a_user_error(tmp_pa
     (["--set", "train.kimg=.inf"], "config key train.kimg: must be a finite number, got inf"),
     (["--config", "mnist-style", "--set", "model.resolution=24"],
      "config key model.resolution: must be a power of two from 4 to 1024, got 24"),
-    (["--set", "model.resolution=32"], "config key model.resolution: the MLP networks take 28x28"),
+    (["--set", "model.resolution=2"], "config key model.resolution: must lie from 4 to 1024, got 2"),
 ])
 def test_bad_configuration_is_one_line_naming_the_key(tmp_path, capsys, argv, message):
     code, err = run_cli(capsys, "train", "--out", tmp_path / "run", "--quiet", *argv)

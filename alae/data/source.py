@@ -15,7 +15,7 @@ from . import mnist, packed
 def images(cfg: Config, part: str = "train") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(images uint8 [M, C, R, R], rows of the `part` ('train' or 'test') among them, their labels or None).
 
-    The MNIST family's 28x28 images are zero-padded to the resolution of style networks
+    The MNIST family's 28x28 images are zero-padded to the model's resolution
     and labelled; with `data.split: sw` both parts come from the official training set:
     the 50k train and 10k test rows of Table 2's SW protocol (`mnist.sw_indices`). A folder
     made by `alae dataset make` is read at the model's resolution, memory-mapped, and has
@@ -28,10 +28,11 @@ def images(cfg: Config, part: str = "train") -> tuple[np.ndarray, np.ndarray, np
         return data, rows, None
     data, labels = mnist.load("train" if cfg.data.split == "sw" else part, cfg.data.root, cfg.data.dataset)
     rows = mnist.sw_indices(len(data))[part == "test"] if cfg.data.split == "sw" else np.arange(len(data))
-    pad = (cfg.model.resolution - 28) // 2 if cfg.model.net == "style" else 0
+    pad = cfg.model.resolution - 28
     if pad < 0 or cfg.model.channels != 1:
-        raise UserError(f"{cfg.data.dataset} is 28x28 grayscale: set model.resolution >= 32 and model.channels 1")
-    return np.pad(data, ((0, 0), (pad, pad), (pad, pad)))[:, None], rows, labels
+        raise UserError(f"{cfg.data.dataset} is 28x28 grayscale: set model.resolution >= 28 and model.channels 1")
+    sides = (pad // 2, pad - pad // 2)
+    return np.pad(data, ((0, 0), sides, sides))[:, None], rows, labels
 
 
 def pick(labels: np.ndarray | None, count: int, n: int, offset: int = 0) -> list[int]:

@@ -71,18 +71,21 @@ class DiscriminatorD(nn.Module):
 
 class EncoderE(nn.Module):
     """E: image -> w, 784-1024-1024-latent (section 7.1), leaky ReLU 0.2 after the hidden
-    layers and of slope `out_slope` after the output."""
+    layers and of slope `out_slope` after the output. Other image sizes take
+    resolution^2 * channels inputs."""
 
-    def __init__(self, latent_size: int, hidden: int, out_slope: float, pixels: int = 28 * 28):
+    def __init__(self, latent_size: int, hidden: int, out_slope: float, resolution: int = 28, channels: int = 1):
         super().__init__()
-        self.pixels = pixels
-        self.mlp = MLP([pixels, hidden, hidden, latent_size], last_slope=out_slope)
+        self.resolution, self.channels = resolution, channels
+        self.pixels = resolution * resolution * channels
+        self.mlp = MLP([self.pixels, hidden, hidden, latent_size], last_slope=out_slope)
 
     def flatten(self, x: torch.Tensor) -> torch.Tensor:
-        """Images [N, 1, 28, 28] (any shape with 784 values per image) -> [N, 784]."""
+        """Images [N, C, R, R] (any shape with C * R * R values per image) -> [N, C * R * R]."""
         x = x.reshape(x.shape[0], -1)
         if x.shape[1] != self.pixels:
-            raise UserError(f"the MLP encoder takes 28x28 grayscale images, got {x.shape[1]} values per image")
+            raise UserError(f"the MLP encoder takes {self.resolution}x{self.resolution} images with {self.channels} "
+                            f"channel(s), got {x.shape[1]} values per image")
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,12 +98,12 @@ class EncoderE(nn.Module):
 
 class GeneratorG(nn.Module):
     """G: w -> image, latent-1024-1024-784, leaky ReLU of slope `hidden_slope` after the
-    hidden layers and a linear output (section 7.1)."""
+    hidden layers and a linear output (section 7.1); images of `channels` x `resolution`^2."""
 
-    def __init__(self, latent_size: int, hidden: int, hidden_slope: float, resolution: int = 28):
+    def __init__(self, latent_size: int, hidden: int, hidden_slope: float, resolution: int = 28, channels: int = 1):
         super().__init__()
-        self.resolution = resolution
-        self.mlp = MLP([latent_size, hidden, hidden, resolution * resolution], hidden_slope=hidden_slope)
+        self.resolution, self.channels = resolution, channels
+        self.mlp = MLP([latent_size, hidden, hidden, channels * resolution * resolution], hidden_slope=hidden_slope)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return self.mlp(w).view(w.shape[0], 1, self.resolution, self.resolution)
+        return self.mlp(w).view(w.shape[0], self.channels, self.resolution, self.resolution)

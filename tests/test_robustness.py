@@ -20,7 +20,6 @@ import shutil
 import signal
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -41,11 +40,12 @@ from alae.errors import UserError
 from alae.images import load_image
 from alae.model import ALAE
 from alae.train import DataStream, Stopped, Trainer, train
-from tests.conftest import TINY
+from tests.conftest import TINY, child_env, python
 from tests.test_train import read_stats
 
 ONE_THREAD = "train.threads=1"  # tiny networks train fastest on one thread, and a busy machine slows two badly
-KILL_KIMG = 2.0  # 125 steps of 16 images, a checkpoint every 16 steps
+KILL_KIMG = 0.8  # 50 steps of 16 images
+KILL_CHECKPOINT_KIMG = 0.064  # a checkpoint every 4 steps
 FINAL = f"ckpt-{int(KILL_KIMG * 1000):012d}.safetensors"
 
 
@@ -88,51 +88,46 @@ def assert_same_checkpoint(a: Path, b: Path) -> None:
 
 # -- kills: SIGKILL at several points (one inside a checkpoint write), SIGTERM, SIGINT --------------
 
-SLOW_WRITER = '''
-"""`alae ARGS...` run as `slow_writer.py MARKER ARGS...`: each checkpoint write creates MARKER and
-pauses between writing its temporary file and renaming it."""
-import os
-import sys
-import time
-from pathlib import Path
-
-from alae.cli import main
-
-rename = os.replace
-
-
-def slow_replace(src, dst):
-    if os.path.basename(dst).startswith("ckpt-"):
-        Path(sys.argv[1]).touch()
-        time.sleep(60)
-    rename(src, dst)
-
-
-os.replace = slow_replace
-sys.exit(main(sys.argv[2:]))
-'''
+PAUSED_TRAIN = Path(__file__).parent / "workers" / "paused_train.py"
 
 
 def train_command(run: Path) -> list[str]:
     return ["train", "--config", "mnist-mlp", "--out", str(run), "--kimg", str(KILL_KIMG), "--quiet",
-            *tiny_args(ONE_THREAD)]
+            *tiny_args(ONE_THREAD, f"train.checkpoint_kimg={KILL_CHECKPOINT_KIMG}")]
 
 
 class KillRun:
-    """Runs `alae train` on one run directory in subprocesses, kills them, counts what was tried."""
+    """Runs `alae train` on one run directory in subprocesses that wait at a chosen point of training
+    (tests/workers/paused_train.py), so that each kill or signal lands where it is meant to; kills
+    them; counts what was tried. `close` kills whatever is still running (a failed test's processes)."""
 
     def __init__(self, run: Path, tmp: Path):
-        self.run = run
+        self.run, self.tmp = run, tmp
         self.command = train_command(run)
         self.tried: list[str] = []
-        self.slow_writer, self.paused = tmp / "slow_writer.py", tmp / "paused-in-checkpoint-write"
-        self.slow_writer.write_text(SLOW_WRITER)
+        self.procs: list[subprocess.Popen] = []
 
-    def start(self, resume: bool = True, slow: bool = False) -> subprocess.Popen:
-        """`alae train` on the run; with `slow`, each checkpoint write pauses before its rename."""
-        program = [str(self.slow_writer), str(self.paused)] if slow else ["-m", "alae"]
-        return subprocess.Popen([sys.executable, *program, *self.command, *(["--resume"] if resume else [])],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def start(self, where: str | None, resume: bool = True) -> subprocess.Popen:
+        """`alae train` on the run, waiting at `where` (see paused_train.py) until `release`."""
+        self.marker = self.tmp / f"paused-{len(self.procs)}"
+        program = [str(PAUSED_TRAIN), str(self.marker), where] if where else ["-m", "alae"]
+        proc = subprocess.Popen(python(*program, *self.command, *(["--resume"] if resume else [])),
+                                env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        return proc
+
+    def paused(self, proc: subprocess.Popen) -> None:
+        """Wait until `proc` waits at its pause point."""
+        self.wait_for(proc, lambda: self.marker.is_file() and self.marker.read_text(), "the pause point")
+
+    def release(self) -> None:
+        self.marker.with_name(self.marker.name + ".go").touch()
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
     def checkpoints(self) -> list[str]:
         return [p.name for p in checkpoint.list_checkpoints(self.run)]
@@ -145,77 +140,87 @@ class KillRun:
         return len(path.read_text().splitlines()) if path.is_file() else 0
 
     @staticmethod
-    def wait_for(proc: subprocess.Popen, condition, what: str, timeout: float = 120.0) -> None:
+    def wait_for(proc: subprocess.Popen, condition, what: str, timeout: float = 240.0) -> None:
         end = time.monotonic() + timeout
         while not condition():
             if proc.poll() is not None:
                 out, err = proc.communicate()
                 pytest.fail(f"training ended (status {proc.returncode}) before {what}: {err[-2000:]}")
             if time.monotonic() > end:
-                proc.kill()
                 pytest.fail(f"timed out waiting for {what}")
             time.sleep(0.005)
 
-    def stop(self, proc: subprocess.Popen, sig: int, label: str) -> tuple[int, str]:
+    def stop(self, proc: subprocess.Popen, sig: int, label: str, release: bool = False) -> tuple[int, str]:
+        """Send `sig`; with `release`, then let the paused process go on (to notice the signal)."""
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
+        if release:
+            self.release()
+        _, err = proc.communicate(timeout=240)
         self.tried.append(label)
         return proc.returncode, err.strip()
 
 
-def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
-    straight_run = tmp_path / "straight"
+@pytest.fixture
+def kill_run(tmp_path):
     k = KillRun(tmp_path / "killed", tmp_path)
-    straight = subprocess.Popen([sys.executable, "-m", "alae", *train_command(straight_run)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    yield k
+    k.close()
 
-    # 1. SIGKILL as soon as the run directory exists, before any checkpoint: --resume starts it over
-    proc = k.start(resume=False)
-    k.wait_for(proc, lambda: (k.run / "config.yaml").is_file(), "the run directory")
+
+def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(kill_run, tmp_path):
+    k = kill_run
+
+    # 1. SIGKILL before the first step: the run directory is whole, no checkpoint; --resume starts over
+    proc = k.start("start", resume=False)
+    k.paused(proc)
+    assert (k.run / "config.yaml").is_file()
     assert k.stop(proc, signal.SIGKILL, "SIGKILL before the first checkpoint")[0] == -signal.SIGKILL
     assert k.checkpoints() == []
 
     # 2. SIGKILL right after the first checkpoint is written
-    proc = k.start()
-    k.wait_for(proc, lambda: k.checkpoints(), "the first checkpoint")
+    proc = k.start("checkpoint")
+    k.paused(proc)
     assert k.stop(proc, signal.SIGKILL, "SIGKILL after a checkpoint")[0] == -signal.SIGKILL
+    assert k.checkpoints() == [f"ckpt-{int(KILL_CHECKPOINT_KIMG * 1000):012d}.safetensors"]
 
-    # 3. SIGKILL at a random moment of training (mid-step, mid-log or mid-checkpoint)
+    # 3. SIGKILL at a random moment of training (mid-step, mid-log or mid-checkpoint; the run
+    #    waits before its last step, so the kill always comes before the end)
     chance = random.Random(0)
-    proc, lines = k.start(), k.log_lines() + chance.randint(1, 4)
+    proc, lines = k.start("last-step"), k.log_lines() + chance.randint(1, 4)
     k.wait_for(proc, lambda: k.log_lines() >= lines, "training to run")
     time.sleep(chance.uniform(0.0, 0.05))
     assert k.stop(proc, signal.SIGKILL, "SIGKILL at a random moment")[0] == -signal.SIGKILL
 
     # 4. SIGKILL during a checkpoint write: the temporary file is there, the rename not yet done
     before = k.checkpoints()
-    proc = k.start(slow=True)
-    k.wait_for(proc, k.paused.exists, "a checkpoint write")
+    proc = k.start("checkpoint-write")
+    k.paused(proc)
     assert k.stop(proc, signal.SIGKILL, "SIGKILL during a checkpoint write")[0] == -signal.SIGKILL
     assert k.temps() and k.checkpoints() == before  # the half-done write is no checkpoint
     assert checkpoint.latest(k.run).name == before[-1]
 
     # 5. SIGTERM: the step ends, a checkpoint is written where training stood, status 143
-    proc = k.start()
-    k.wait_for(proc, lambda: k.checkpoints() != before, "a new checkpoint")
-    code, err = k.stop(proc, signal.SIGTERM, "SIGTERM")
+    proc = k.start("checkpoint")
+    k.paused(proc)
+    code, err = k.stop(proc, signal.SIGTERM, "SIGTERM", release=True)
     assert code == 128 + signal.SIGTERM and len(err.splitlines()) == 1 and "stopped by SIGTERM at step" in err
     images = int(err.split("(")[1].split(" images")[0])
     assert checkpoint.latest(k.run).name == f"ckpt-{images:012d}.safetensors" and f"ckpt-{images:012d}" in err
     assert not k.temps()  # the killed write's temporary file was removed by the next save
 
-    # 6. SIGINT (Ctrl-C): the same, status 130
-    proc, lines = k.start(), k.log_lines()
-    k.wait_for(proc, lambda: k.log_lines() > lines, "training to run")
-    code, err = k.stop(proc, signal.SIGINT, "SIGINT")
+    # 6. SIGINT (Ctrl-C) before the first step of a resumed run: one step, a checkpoint, status 130
+    proc = k.start("start")
+    k.paused(proc)
+    code, err = k.stop(proc, signal.SIGINT, "SIGINT", release=True)
     assert code == 130 and len(err.splitlines()) == 1 and "stopped by SIGINT at step" in err
+    assert f"({images + 16} images)" in err
 
-    # 7. resume to the end
-    proc = k.start()
+    # 7. resume to the end, and train the same run straight through in this process
+    proc = k.start(None)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    _, err = straight.communicate(timeout=300)
-    assert straight.returncode == 0, err
+    straight_run = tmp_path / "straight"
+    assert main(train_command(straight_run)) == 0
 
     assert FINAL in k.checkpoints()
     assert_same_checkpoint(straight_run / "checkpoints" / FINAL, k.run / "checkpoints" / FINAL)
@@ -659,7 +664,10 @@ def mutate(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
 EDITS = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=8)
 SEEDS = {"png": png_bytes(Image.new("RGB", (16, 12), (1, 2, 3))), "palette": palette_png(),
          "16bit": sixteen_bit_png(40000), "jpeg": cmyk_jpeg()}
-FUZZ = settings(max_examples=60, deadline=None, database=None,
+# No example database (nothing written into the checkout); a failure prints the example and a
+# @reproduce_failure blob that replays it. Under CI (the CI variable set, as CI services do) the
+# examples are derived from each test's source, so a failure there recurs on every rerun.
+FUZZ = settings(max_examples=60, deadline=None, database=None, print_blob=True, derandomize="CI" in os.environ,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -1,6 +1,5 @@
 """The training loop: it learns, it logs, and a resumed run equals an uninterrupted one."""
 
-import ctypes
 import json
 
 import numpy as np
@@ -128,19 +127,3 @@ def test_bf16_runs_the_networks_in_bf16_and_keeps_losses_fp32(tiny_cfg, tmp_path
     assert len(losses) == 4 and all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses)
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
 
-
-def test_training_steps_reuse_freed_memory_instead_of_faulting_in_pages(tmp_path):
-    """keep_freed_memory: after warm-up, an MLP ALAE step at batch 128 (1024-wide layers, 4 MiB
-    gradients) takes almost no page faults; glibc's defaults give about 3,500 per step."""
-    resource = pytest.importorskip("resource")
-    if not hasattr(ctypes.CDLL(None), "mallopt"):
-        pytest.skip("the C library has no mallopt")
-    cfg = config.load("mnist-mlp", ["train.batch_size=128"])
-    images = np.random.default_rng(0).integers(0, 256, (256, 1, 28, 28), dtype=np.uint8)
-    trainer = Trainer(cfg, tmp_path, data=(images, np.arange(256)))
-    for _ in range(2):
-        trainer.step()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(3):
-        trainer.step()
-    assert (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3 < 300

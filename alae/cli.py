@@ -218,9 +218,9 @@ def cmd_eval(args) -> None:
 
 
 def cmd_disentanglement(args) -> None:
-    from .disentanglement import report, table
-
     import torch
+
+    from .disentanglement import report, table
 
     torch.set_num_threads(1)  # small networks and tensors: more threads only wait on each other on a busy CPU
     codes = args.codes.split(",") if args.codes else None

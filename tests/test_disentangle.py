@@ -233,3 +233,13 @@ def test_a_trained_vae_run_loads(vae_run):
     model = load(vae_run)
     assert model.cfg.kind == "vae" and model.F is None
     assert model.encode(torch.rand(3, 1, 32, 32)).shape == (3, 8)
+
+
+def test_probes_score_held_out_codes():
+    """60 noise dimensions for 100 fitted images: a probe could learn its fitting set by heart,
+    but on held-out images it stays at chance."""
+    rng = np.random.default_rng(3)
+    f = rng.integers(0, 4, (300, 1))
+    codes = rng.normal(size=(300, 60))
+    result = dm.probe(codes[:100], f[:100], codes[100:], f[100:])
+    assert result["accuracy"][0] < result["chance"][0] + 0.12

@@ -12,10 +12,11 @@ The codes of held-out images of a factor dataset (`alae dataset make shapes`):
 and the supervised metrics (DCI, SAP, probes) fit on the first `--fit` and score on the
 others (`alae.metrics.disentangle`). disentanglement_lib fits on 10,000; the default here
 is 2,000, as DCI's boosted trees (a tree per class of each factor per round: 113 per
-round for the shapes) take about a minute per 2,000 codes on one core. Factors that take
-one value among the images are left out. Beside the JSON go two figures per code: traversals (per factor, its most
-important code dimension by DCI, varied from the 2nd to the 98th percentile of the codes
-around the code of one held-out image) and the importance matrix as a heat map.
+round for the shapes) take one to two minutes per 2,000 codes on one core. Factors that
+take one value among the images are left out. Beside the JSON go two figures per code:
+traversals (per factor, its most important code dimension by DCI, varied from the 2nd to
+the 98th percentile of the codes around the code of one held-out image) and the
+importance matrix as a heat map.
 """
 
 from __future__ import annotations

@@ -161,8 +161,9 @@ class ALAE(nn.Module):
             raise UserError(f"cannot {what}: a pixel autoencoder run has no mapping F (use an ALAE run)")
 
 
-def load(run, device: str | torch.device = "cpu") -> ALAE:
-    """The EMA model of a run directory (its newest checkpoint) or of one checkpoint file.
+def load(run, device: str | torch.device = "cpu", weights: str = "ema") -> ALAE:
+    """The EMA model of a run directory (its newest checkpoint) or of one checkpoint file;
+    `weights="live"` gives the trained networks themselves instead of their moving average.
 
     Checkpoints of older alae versions load; one this alae cannot read names the version it needs.
     """
@@ -173,8 +174,9 @@ def load(run, device: str | torch.device = "cpu") -> ALAE:
         raise UserError(f"run directory not found: {run}")
     tensors, meta = checkpoint.load(path)
     model = ALAE(checkpoint.saved_config(meta, path).model)
-    tensors, meta = checkpoint.upgrade_legacy(tensors, meta, model, "ema.")
+    prefix = {"ema": "ema.", "live": "model."}[weights]
+    tensors, meta = checkpoint.upgrade_legacy(tensors, meta, model, prefix)
     checkpoint.require(meta, ("level", "blend"), path)
-    checkpoint.load_into(model, tensors, "ema.", path)
+    checkpoint.load_into(model, tensors, prefix, path)
     model.grow(meta["level"], meta["blend"])
     return model.to(device).eval().requires_grad_(False)

@@ -322,6 +322,9 @@ class Trainer:
     def restore(self, path: Path) -> None:
         """Continue from checkpoint `path`; refuse one of another model config, naming the first key that differs."""
         tensors, meta = checkpoint.load(path)
+        if "imported" in meta:
+            raise UserError(f"{path} was imported from {meta['imported']['file']}: it holds no optimizer state "
+                            f"to resume training from")
         checkpoint.require(meta, ("config", "images_seen", "steps", "level", "blend", "optimizers"), path)
         saved, wanted = meta["config"]["model"], self.cfg.to_dict()["model"]
         differ = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))

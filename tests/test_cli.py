@@ -21,7 +21,7 @@ def run_cli(capsys, *argv):
     (["train", "--out", "x", "--set", "train.no_such_key=1"], "unknown config key train.no_such_key"),
     (["train", "--out", "x", "--set", "model.latent_size=big"], "config key model.latent_size: expected int"),
     (["train", "--out", "x", "--set", "train.lr=-1"], "config key train.lr: must be positive"),
-    (["train", "--out", "x", "--set", "model.kind=vae"], "config key model.kind: 'vae' is not one of"),
+    (["train", "--out", "x", "--set", "model.kind=gan"], "config key model.kind: 'gan' is not one of"),
     (["train", "--out", "x", "--set", "lr"], "--set takes section.key=value"),
     (["train", "--out", "x", "--resume"], "cannot resume: run directory x does not exist"),
     (["train", "--out", "x", "--epochs", "1", "--kimg", "2"], "not allowed with argument"),

@@ -1,11 +1,11 @@
 """The command line: user mistakes give one line on stderr and exit status 2."""
 
 import subprocess
-import sys
 
 import pytest
 
 from alae.cli import main
+from tests.conftest import child_env, python
 
 
 def run_cli(capsys, *argv):
@@ -45,9 +45,9 @@ def test_config_file_errors_name_the_key(capsys, tmp_path):
 
 
 def test_console_script_runs_and_fails_cleanly(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "alae", "--help"], capture_output=True, text=True)
+    ok = subprocess.run(python("-m", "alae", "--help"), env=child_env(), capture_output=True, text=True)
     assert ok.returncode == 0 and "train" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "alae", "eval", "table2", str(tmp_path / "missing")],
+    bad = subprocess.run(python("-m", "alae", "eval", "table2", str(tmp_path / "missing")), env=child_env(),
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == f"alae: error: run directory not found: {tmp_path / 'missing'}"
@@ -75,12 +75,10 @@ def test_table2_of_a_style_run_is_refused_clearly(capsys, tmp_path):
     assert code == 2 and "Table 2 is defined for the MLP networks on MNIST" in err
 
 
-def test_epochs_count_passes_over_the_training_set(tmp_path):
+def test_epochs_count_passes_over_the_training_set(tmp_path, packed_fashion):
     from alae.cli import build_parser, resolve_config
-    from alae.data import packed
     args = build_parser().parse_args(["train", "--out", str(tmp_path / "r"), "--epochs", "0.5"])
     assert resolve_config(args).train.kimg == 30.0  # half of MNIST's 60k
-    packed.make("fashion-mnist", tmp_path / "f", 32)
     args = build_parser().parse_args(["train", "--config", "fashion-style", "--out", str(tmp_path / "s"),
-                                      "--epochs", "2", "--set", f"data.dataset={tmp_path / 'f'}"])
+                                      "--epochs", "2", "--set", f"data.dataset={packed_fashion[0]}"])
     assert resolve_config(args).train.kimg == 120.0

@@ -62,10 +62,10 @@ def test_make_refuses_bad_requests(messy_folder, tmp_path):
         packed.make("mnist", tmp_path / "e", 64)
 
 
-def test_mnist_packs_with_the_official_split(tmp_path):
-    summary = packed.make("fashion-mnist", tmp_path / "f", 32)
+def test_mnist_packs_with_the_official_split(packed_fashion):
+    folder, summary = packed_fashion
     assert (summary["train"], summary["test"]) == (60_000, 10_000)
-    images, rows = packed.read(tmp_path / "f", 4, "test")
+    images, rows = packed.read(folder, 4, "test")
     assert images.shape == (70_000, 1, 4, 4) and rows[0] == 60_000
 
 

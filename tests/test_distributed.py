@@ -38,10 +38,30 @@ def command(out: Path, processes: int, preset: str, overrides: list[str]) -> lis
     return [*prefix, str(WORKER), str(out), preset, *overrides, "train.threads=1"]
 
 
+def start(argv: list[str], **env: str) -> subprocess.Popen:
+    """A process in a session of its own, so that `end` also reaches the workers torchrun starts."""
+    return subprocess.Popen(argv, env=child_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def end(proc: subprocess.Popen) -> None:
+    """Kill what is left of `proc` and its children (after a failure or a timeout)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # all of them ended already
+        pass
+    proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        pipe.close()
+
+
 def launch(out: Path, processes: int, preset: str, overrides: list[str]) -> None:
-    done = subprocess.run(command(out, processes, preset, overrides), env=child_env(), capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    proc = start(command(out, processes, preset, overrides))
+    try:
+        _, err = proc.communicate(timeout=300)
+    finally:
+        end(proc)
+    assert proc.returncode == 0, err[-3000:]
 
 
 def train_here(out: Path, preset: str, overrides: list[str], resume: bool = False) -> dict[str, torch.Tensor]:
@@ -159,9 +179,8 @@ def test_shards_average_to_the_global_gradient(preset, overrides, step):
 def two_process_gradients(tmp_path_factory):
     """case -> step -> parameter -> gradient, as each of two Gloo processes handed it to its optimizer."""
     tmp = tmp_path_factory.mktemp("gradients")
-    procs = [subprocess.Popen(python(str(WORKERS / "step_gradients.py"), str(rank), "2", str(tmp / "rendezvous"),
-                                     str(tmp / f"rank-{rank}.pt")),
-                              env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [start(python(str(WORKERS / "step_gradients.py"), str(rank), "2", str(tmp / "rendezvous"),
+                          str(tmp / f"rank-{rank}.pt")))
              for rank in range(2)]
     try:
         for proc in procs:
@@ -169,7 +188,7 @@ def two_process_gradients(tmp_path_factory):
             assert proc.returncode == 0, err[-3000:]
     finally:
         for proc in procs:
-            proc.kill()
+            end(proc)
     return [torch.load(tmp / f"rank-{rank}.pt", weights_only=True) for rank in range(2)]
 
 
@@ -213,20 +232,19 @@ def stopped_run(tmp_path_factory):
     third step (so the signal lands at a known step, however busy the machine)."""
     out = tmp_path_factory.mktemp("stopped")
     preset, overrides = CASES["mlp"]
-    proc = subprocess.Popen(command(out, 2, preset, [*overrides, STOP_KIMG]), env=child_env(ALAE_TEST_PAUSE_STEP="3"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start(command(out, 2, preset, [*overrides, STOP_KIMG]), ALAE_TEST_PAUSE_STEP="3")
     try:
         paused = [out / f"paused-rank-{rank}" for rank in range(2)]
-        end = time.monotonic() + 240
+        deadline = time.monotonic() + 240
         while not all(p.exists() and p.read_text() for p in paused):
             assert proc.poll() is None, proc.communicate()[1][-3000:]
-            assert time.monotonic() < end, "the processes never reached step 3"
+            assert time.monotonic() < deadline, "the processes never reached step 3"
             time.sleep(0.05)
         os.kill(int(paused[1].read_text()), signal.SIGTERM)
         (out / "go").touch()
         _, err = proc.communicate(timeout=240)
     finally:
-        proc.kill()
+        end(proc)
     assert proc.returncode == 0, err[-3000:]
     return out
 

@@ -212,8 +212,9 @@ def validate(cfg: Config) -> Config:
         if cfg.model.kind != "alae":
             raise UserError("config key model.kind: the style networks train as ALAE only")
     for name in ("e_out_slope", "g_slope"):
-        if not 0.0 <= getattr(cfg.model, name) < 1.0:
-            raise UserError(f"config key model.{name}: a leaky ReLU slope must lie in [0, 1), got {getattr(cfg.model, name)}")
+        if not 0.0 <= getattr(cfg.model, name) <= 1.0:
+            raise UserError(f"config key model.{name}: a leaky ReLU slope must lie in [0, 1] (1: linear), "
+                            f"got {getattr(cfg.model, name)}")
     if cfg.data.split == "sw" and cfg.data.dataset not in ("mnist", "fashion-mnist"):
         raise UserError("config key data.split: the SW split exists for mnist and fashion-mnist only")
     if not 0.0 <= cfg.model.style_mixing_prob <= 1.0:

@@ -33,6 +33,9 @@ VARIANTS = {
     "g_slope 0.01": REFERENCE[1:2],
     "D linear": REFERENCE[2:3],
     "step 3 trains F": REFERENCE[3:],
+    "E linear output": ["model.e_out_slope=1"],
+    "R1 gamma 1": ["train.r1_gamma=1"],
+    "lr 0.003": ["train.lr=0.003"],
 }
 
 

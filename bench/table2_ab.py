@@ -68,15 +68,15 @@ def summary(results: dict) -> str:
     rows = ["| variant | protocol | seeds | 1NN EMA | SVM EMA | drop EMA | 1NN live | SVM live | SVM dual live | "
             "class kept % | background |", "|" + "---|" * 11]
     for (variant, protocol), runs in sorted(results.items(), key=lambda kv: list(VARIANTS).index(kv[0][0])):
-        def cell(get):
+        def cell(get, digits=2):
             v = np.array([get(r) for r in runs])
-            return f"{v.mean():.2f} ± {v.std():.2f}" if len(v) > 1 else f"{v[0]:.2f}"
+            return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
         rows.append(f"| {variant} | {protocol} | {len(runs)} | " + " | ".join([
             cell(lambda r: r["ema"]["1nn"]), cell(lambda r: r["ema"]["svm"]),
             cell(lambda r: r["ema"]["1nn"] - r["ema"]["svm"]), cell(lambda r: r["live"]["1nn"]),
             cell(lambda r: r["live"]["svm"]), cell(lambda r: r["live"]["svm_dual"]),
             cell(lambda r: r["reconstructions"]["reconstructed"]),
-            cell(lambda r: r["reconstructions"]["background"])]) + " |")
+            cell(lambda r: r["reconstructions"]["background"], 3)]) + " |")
     return "\n".join(rows)
 
 
@@ -87,7 +87,12 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--split", choices=("dw", "sw"), default="dw")
     parser.add_argument("--out", type=Path, default=Path("runs/ab"))
+    parser.add_argument("--summary", type=Path, nargs="+", metavar="AB_JSON",
+                        help="only print the table of these ab.json files (no training)")
     args = parser.parse_args()
+    if args.summary:
+        print(summary(group(r for f in args.summary for r in json.loads(f.read_text()).values())))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "ab.json"
     done = json.loads(log.read_text()) if log.is_file() else {}
@@ -107,10 +112,15 @@ def main() -> None:
                                            "train_seconds": train_s, "eval_seconds": time.perf_counter() - t0}
             log.write_text(json.dumps(done, indent=1))
             print(f"{key}: {json.dumps(done[key])}", flush=True)
+    print(summary(group(done.values())))
+
+
+def group(results) -> dict:
+    """Scores by (variant, protocol)."""
     grouped = {}
-    for r in done.values():
+    for r in results:
         grouped.setdefault((r["variant"], r["protocol"]), []).append(r)
-    print(summary(grouped))
+    return grouped
 
 
 if __name__ == "__main__":

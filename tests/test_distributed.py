@@ -223,22 +223,24 @@ def test_only_rank_0_writes_the_run_directory(runs):
     assert {"config.yaml", "stats.jsonl"} <= written and any(n.startswith("ckpt-") for n in written), written
 
 
-STOP_KIMG = "train.kimg=0.16"  # 10 steps of 16 images; the signal comes after the third
+LONGER = "train.kimg=0.16"  # 10 steps of 16 images
 
 
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory):
-    """A two-process MLP run sent SIGTERM to rank 1 alone, while both processes wait after their
-    third step (so the signal lands at a known step, however busy the machine)."""
+    """A one-process MLP run of 96 images (6 steps), resumed by two processes and sent SIGTERM to
+    rank 1 alone while both processes wait after step 8 (so the signal lands at a known step,
+    however busy the machine)."""
     out = tmp_path_factory.mktemp("stopped")
     preset, overrides = CASES["mlp"]
-    proc = start(command(out, 2, preset, [*overrides, STOP_KIMG]), ALAE_TEST_PAUSE_STEP="3")
+    train_here(out, preset, overrides)
+    proc = start(command(out, 2, preset, ["--resume", *overrides, LONGER]), ALAE_TEST_PAUSE_STEP="8")
     try:
         paused = [out / f"paused-rank-{rank}" for rank in range(2)]
         deadline = time.monotonic() + 240
         while not all(p.exists() and p.read_text() for p in paused):
             assert proc.poll() is None, proc.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "the processes never reached step 3"
+            assert time.monotonic() < deadline, "the processes never reached step 8"
             time.sleep(0.05)
         os.kill(int(paused[1].read_text()), signal.SIGTERM)
         (out / "go").touch()
@@ -250,31 +252,30 @@ def stopped_run(tmp_path_factory):
 
 
 def test_a_stop_signal_to_one_process_stops_every_process_at_the_same_step(stopped_run):
-    """Both processes stop after step 3, rank 0 writes the checkpoint there, and the run goes no further."""
+    """Both processes stop after step 8, rank 0 writes the checkpoint there, and the run goes no further."""
     for rank in range(2):
         stopped = json.loads((stopped_run / f"stopped-rank-{rank}.json").read_text())
         assert stopped["signum"] == signal.SIGTERM, rank
-        assert "stopped by SIGTERM at step 3 (48 images)" in stopped["message"], (rank, stopped["message"])
+        assert "stopped by SIGTERM at step 8 (128 images)" in stopped["message"], (rank, stopped["message"])
         assert not (stopped_run / f"rank-{rank}-of-2.safetensors").exists()
-    assert [p.name for p in checkpoint.list_checkpoints(stopped_run / "run")] == ["ckpt-000000000048.safetensors"]
+    assert [p.name for p in checkpoint.list_checkpoints(stopped_run / "run")] == [
+        "ckpt-000000000096.safetensors", "ckpt-000000000128.safetensors"]
 
 
 def test_a_run_resumes_with_another_number_of_processes(runs, stopped_run, request, tmp_path):
-    """Two-process runs continued by one process, and a one-process run continued by two, end
-    where one process training the same 160 images straight ends (within float tolerance)."""
+    """Runs continued by another number of processes end where one process training the same 160
+    images straight ends (within float tolerance): the stopped run (one process to 96 images, two
+    to 128, then one to 160) and the fixture's two-process run (two to 96, one to 160)."""
     if request.node.callspec.params["runs"] != "mlp":
         pytest.skip("StyleALAE's runs differ by Adam's amplified rounding (see above); the MLP's agree")
-    one, two = runs
+    _, two = runs
     preset, overrides = CASES["mlp"]
-    longer = [*overrides, STOP_KIMG]
+    longer = [*overrides, LONGER]
     straight = train_here(tmp_path / "straight", preset, longer)
     resumed = {}
-    for name, source in (("two-then-one", stopped_run), ("two-at-96-then-one", two)):
+    for name, source in (("one-two-one", stopped_run), ("two-one", two)):
         shutil.copytree(source / "run", tmp_path / name / "run")
         resumed[name] = train_here(tmp_path / name, preset, longer, resume=True)
-    shutil.copytree(one / "run", tmp_path / "one-then-two" / "run")
-    launch(tmp_path / "one-then-two", 2, preset, ["--resume", *longer])
-    resumed["one-then-two"] = load_file(tmp_path / "one-then-two" / "rank-0-of-2.safetensors")
     for name, got in resumed.items():
         assert got.keys() == straight.keys()
         for key in straight:
@@ -282,5 +283,5 @@ def test_a_run_resumes_with_another_number_of_processes(runs, stopped_run, reque
         meta = checkpoint.load(checkpoint.latest(tmp_path / name / "run"))[1]
         assert (meta["images_seen"], meta["steps"]) == (160, 10), name
         log = [json.loads(row)["kimg"] for row in (tmp_path / name / "run" / "stats.jsonl").read_text().splitlines()]
-        # a run that ended at 96 images logged its last, partial interval there
-        assert log == ([0.064, 0.128, 0.16] if name == "two-then-one" else [0.064, 0.096, 0.128, 0.16]), name
+        # each run logged its last, partial interval at 96 images
+        assert log == [0.064, 0.096, 0.128, 0.16], name

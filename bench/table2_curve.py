@@ -3,7 +3,7 @@ trained on and on, scored at each milestone (epochs over its training split).
 
 At each milestone: short-feature 1NN and linear SVM (EMA and live encoder) on the run's
 own protocol, and whether reconstructions keep their class (`class_kept`: pixel 1NN and
-background level). `--out/curve.json` gains each milestone's scores as soon as they
+background level), scored as `table2_ab.py` scores. `--out/curve.json` gains each milestone's scores as soon as they
 exist; a rerun continues training from the newest checkpoint and skips scored
 milestones, so the curve can be extended over several sittings.
 
@@ -15,27 +15,11 @@ import json
 import time
 from pathlib import Path
 
-import torch
+from table2_ab import score
 
 from alae import config
-from alae.data import mnist, source
-from alae.metrics import class_kept, table2
-from alae.model import load
+from alae.data import source
 from alae.train import train
-
-
-def score(run: Path, cfg) -> dict:
-    protocol = table2.protocol_of(cfg)
-    split = mnist.table2_split(protocol)
-    out = {"protocol": protocol}
-    for weights in ("ema", "live"):
-        model = load(run, weights=weights)
-        (tr_x, tr_y), (te_x, te_y) = ((model.features(torch.from_numpy(split[p][0].copy()).unsqueeze(1))[0].double().numpy(),
-                                       split[p][1]) for p in ("train", "test"))
-        out[weights] = {"1nn": 100 * table2.nn1_accuracy(tr_x, tr_y, te_x, te_y),
-                        "svm": 100 * table2.svm_accuracy(tr_x, tr_y, te_x, te_y)[0]}
-    out["reconstructions"] = class_kept.evaluate(load(run), cfg)
-    return out
 
 
 def main() -> None:

@@ -13,13 +13,13 @@ import errno
 import gzip
 import io
 import json
+import multiprocessing
 import os
 import pickle
 import random
 import shutil
 import signal
 import struct
-import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -40,8 +40,9 @@ from alae.errors import UserError
 from alae.images import load_image
 from alae.model import ALAE
 from alae.train import DataStream, Stopped, Trainer, train
-from tests.conftest import TINY, child_env, python
+from tests.conftest import TINY
 from tests.test_train import read_stats
+from tests.workers import paused_train
 
 ONE_THREAD = "train.threads=1"  # tiny networks train fastest on one thread, and a busy machine slows two badly
 KILL_KIMG = 0.8  # 50 steps of 16 images
@@ -88,35 +89,43 @@ def assert_same_checkpoint(a: Path, b: Path) -> None:
 
 # -- kills: SIGKILL at several points (one inside a checkpoint write), SIGTERM, SIGINT --------------
 
-PAUSED_TRAIN = Path(__file__).parent / "workers" / "paused_train.py"
-
-
 def train_command(run: Path) -> list[str]:
     return ["train", "--config", "mnist-mlp", "--out", str(run), "--kimg", str(KILL_KIMG), "--quiet",
             *tiny_args(ONE_THREAD, f"train.checkpoint_kimg={KILL_CHECKPOINT_KIMG}")]
 
 
+def fork_server() -> multiprocessing.context.BaseContext:
+    """Processes forked from one server process that imported alae (and torch) once: each kill
+    needs a fresh process, and a fresh interpreter spends most of its start importing torch. The
+    server starts from this process's environment (CUDA hidden) and import path."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tests.workers.paused_train"])
+    return context
+
+
 class KillRun:
-    """Runs `alae train` on one run directory in subprocesses that wait at a chosen point of training
-    (tests/workers/paused_train.py), so that each kill or signal lands where it is meant to; kills
-    them; counts what was tried. `close` kills whatever is still running (a failed test's processes)."""
+    """Runs `alae train` on one run directory in fresh processes that wait at a chosen point of
+    training (tests/workers/paused_train.py), so that each kill or signal lands where it is meant
+    to; kills them; counts what was tried. `close` kills whatever is still running (a failed test's)."""
 
     def __init__(self, run: Path, tmp: Path):
         self.run, self.tmp = run, tmp
         self.command = train_command(run)
         self.tried: list[str] = []
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[multiprocessing.Process] = []
+        self.context = fork_server()
 
-    def start(self, where: str | None, resume: bool = True) -> subprocess.Popen:
+    def start(self, where: str, resume: bool = True) -> multiprocessing.Process:
         """`alae train` on the run, waiting at `where` (see paused_train.py) until `release`."""
         self.marker = self.tmp / f"paused-{len(self.procs)}"
-        program = [str(PAUSED_TRAIN), str(self.marker), where] if where else ["-m", "alae"]
-        proc = subprocess.Popen(python(*program, *self.command, *(["--resume"] if resume else [])),
-                                env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.stderr = self.tmp / f"stderr-{len(self.procs)}"
+        args = [*self.command, *(["--resume"] if resume else [])]
+        proc = self.context.Process(target=paused_train.child, args=(str(self.marker), where, args, str(self.stderr)))
+        proc.start()
         self.procs.append(proc)
         return proc
 
-    def paused(self, proc: subprocess.Popen) -> None:
+    def paused(self, proc: multiprocessing.Process) -> None:
         """Wait until `proc` waits at its pause point."""
         self.wait_for(proc, lambda: self.marker.is_file() and self.marker.read_text(), "the pause point")
 
@@ -125,9 +134,9 @@ class KillRun:
 
     def close(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
+            if proc.is_alive():
                 proc.kill()
-                proc.communicate()
+            proc.join()
 
     def checkpoints(self) -> list[str]:
         return [p.name for p in checkpoint.list_checkpoints(self.run)]
@@ -139,25 +148,25 @@ class KillRun:
         path = self.run / "stats.jsonl"
         return len(path.read_text().splitlines()) if path.is_file() else 0
 
-    @staticmethod
-    def wait_for(proc: subprocess.Popen, condition, what: str, timeout: float = 240.0) -> None:
+    def wait_for(self, proc: multiprocessing.Process, condition, what: str, timeout: float = 240.0) -> None:
         end = time.monotonic() + timeout
         while not condition():
-            if proc.poll() is not None:
-                out, err = proc.communicate()
-                pytest.fail(f"training ended (status {proc.returncode}) before {what}: {err[-2000:]}")
+            if not proc.is_alive():
+                pytest.fail(f"training ended (status {proc.exitcode}) before {what}: {self.stderr.read_text()[-2000:]}")
             if time.monotonic() > end:
                 pytest.fail(f"timed out waiting for {what}")
             time.sleep(0.005)
 
-    def stop(self, proc: subprocess.Popen, sig: int, label: str, release: bool = False) -> tuple[int, str]:
-        """Send `sig`; with `release`, then let the paused process go on (to notice the signal)."""
-        proc.send_signal(sig)
+    def stop(self, proc: multiprocessing.Process, sig: int, label: str, release: bool = False) -> tuple[int, str]:
+        """Send `sig`; with `release`, then let the paused process go on (to notice the signal).
+        Returns the exit status (minus the signal number for a process killed by one) and stderr."""
+        os.kill(proc.pid, sig)
         if release:
             self.release()
-        _, err = proc.communicate(timeout=240)
+        proc.join(240)
+        assert not proc.is_alive(), f"{label}: the process did not end"
         self.tried.append(label)
-        return proc.returncode, err.strip()
+        return proc.exitcode, self.stderr.read_text().strip()
 
 
 @pytest.fixture
@@ -215,10 +224,8 @@ def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(kill_run
     assert code == 130 and len(err.splitlines()) == 1 and "stopped by SIGINT at step" in err
     assert f"({images + 16} images)" in err
 
-    # 7. resume to the end, and train the same run straight through in this process
-    proc = k.start(None)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
+    # 7. resume to the end, and train the same run straight through, both in this process
+    assert main([*train_command(k.run), "--resume"]) == 0
     straight_run = tmp_path / "straight"
     assert main(train_command(straight_run)) == 0
 

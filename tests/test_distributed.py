@@ -30,12 +30,10 @@ CASES = {
 }
 
 
-def command(out: Path, processes: int, preset: str, overrides: list[str]) -> list[str]:
-    """train_and_dump.py alone, or under torchrun (whose agent holds the rendezvous port it picks)."""
-    prefix = python()
-    if processes > 1:
-        prefix += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    return [*prefix, str(WORKER), str(out), preset, *overrides, "train.threads=1"]
+def command(out: Path, preset: str, overrides: list[str]) -> list[str]:
+    """train_and_dump.py in two processes under torchrun (whose agent holds the rendezvous port it picks)."""
+    return python("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), str(out), preset,
+                  *overrides, "train.threads=1")
 
 
 def start(argv: list[str], **env: str) -> subprocess.Popen:
@@ -55,8 +53,8 @@ def end(proc: subprocess.Popen) -> None:
         pipe.close()
 
 
-def launch(out: Path, processes: int, preset: str, overrides: list[str]) -> None:
-    proc = start(command(out, processes, preset, overrides))
+def launch(out: Path, preset: str, overrides: list[str]) -> None:
+    proc = start(command(out, preset, overrides))
     try:
         _, err = proc.communicate(timeout=300)
     finally:
@@ -84,7 +82,7 @@ def runs(request, tmp_path_factory):
     preset, overrides = CASES[request.param]
     one, two = tmp_path_factory.mktemp(f"{request.param}-one"), tmp_path_factory.mktemp(f"{request.param}-two")
     train_here(one, preset, overrides)
-    launch(two, 2, preset, overrides)
+    launch(two, preset, overrides)
     return one, two
 
 
@@ -119,7 +117,7 @@ def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(
     assert len(moved) > len(initial) // 2  # the comparison is between trained networks
 
 
-def test_only_rank_0_writes_and_the_checkpoints_agree(runs, request):
+def test_the_two_runs_hold_the_same_files_and_checkpoints(runs, request):
     one, two = runs
     assert sorted(p.name for p in (two / "run").rglob("*")) == sorted(p.name for p in (one / "run").rglob("*"))
     a, meta_a = checkpoint.load(checkpoint.latest(one / "run"))
@@ -234,7 +232,7 @@ def stopped_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("stopped")
     preset, overrides = CASES["mlp"]
     train_here(out, preset, overrides)
-    proc = start(command(out, 2, preset, ["--resume", *overrides, LONGER]), ALAE_TEST_PAUSE_STEP="8")
+    proc = start(command(out, preset, ["--resume", *overrides, LONGER]), ALAE_TEST_PAUSE_STEP="8")
     try:
         paused = [out / f"paused-rank-{rank}" for rank in range(2)]
         deadline = time.monotonic() + 240

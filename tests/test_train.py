@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from alae import checkpoint, config
+from alae import checkpoint
 from alae.errors import UserError
 from alae.train import DataStream, Trainer, train
 

@@ -81,14 +81,16 @@ def small_split(protocol, root=""):
 
 
 def features_by_hand(model, images):
-    """E's layers applied one by one: (short = E's output after its activation, long = E's second hidden layer)."""
+    """E's layers applied one by one: (short = E's output after its activation, if any; long = E's second
+    hidden layer)."""
     h = torch.from_numpy(images.reshape(len(images), -1)).float() / 255.0
     layers, slopes = model.E.mlp.layers, model.E.mlp.slopes
     with torch.no_grad():
         for i, (layer, slope) in enumerate(zip(layers, slopes)):
             if i == len(layers) - 1:
                 long_ = h
-            h = nnf.leaky_relu(h @ (layer.weight * layer.weight_scale).T + layer.bias * layer.lrmul, slope)
+            h = h @ (layer.weight * layer.weight_scale).T + layer.bias * layer.lrmul
+            h = h if slope is None else nnf.leaky_relu(h, slope)
     return h.double().numpy(), long_.double().numpy()
 
 

@@ -5,7 +5,9 @@ F and D are MLPs whose hidden width is the latent size, with a learning-rate mul
 of 0.1. As in the reference code, E's output and each of F's layers end in a leaky ReLU,
 and F starts by pixel-normalising z. The slopes of E's output activation and of G's
 hidden activations are config values: the reference code ("Ref" commit of its MNIST
-branch) uses PyTorch's default 0.01 there and 0.2 everywhere else.
+branch) uses PyTorch's default 0.01 there and 0.2 everywhere else; the MNIST presets
+make E's output linear (slope 1), which separates the digit classes in w better
+(bench/results.md, "Table 2: A/B").
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class MLP(nn.Module):
     ):
         super().__init__()
         self.layers = nn.ModuleList(EqualLinear(a, b, lrmul) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.slopes = [hidden_slope] * (len(self.layers) - 1) + [last_slope]
+        slopes = [hidden_slope] * (len(self.layers) - 1) + [last_slope]
+        self.slopes = [None if slope == 1 else slope for slope in slopes]  # slope 1: the identity
 
     def forward(self, x: torch.Tensor, return_hidden: bool = False):
         hidden = x

@@ -51,6 +51,12 @@ class EqualLinear(nn.Module):
             return torch.addmm(bias, x * self.weight_scale, self.weight.t())
         return torch.addmm(bias, x, self.weight.t(), alpha=self.weight_scale)
 
+    @torch.no_grad()
+    def set_effective(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Make this layer compute x weight^T + bias: store each divided by its run-time scale."""
+        self.weight.copy_(weight / self.weight_scale)
+        self.bias.copy_(bias / self.lrmul)
+
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, lrmul={self.lrmul}"
 

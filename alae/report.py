@@ -87,17 +87,18 @@ def write(run: Path, log=print) -> list[Path]:
     `run`; returns the image files written."""
     run = Path(run)
     cfg = read_config(run)
+    model = load(run)
     paths = []
     if (run / STATS_FILE).is_file():
         paths.append(run / "losses.png")
         figures.loss_plot(run / STATS_FILE, paths[-1])
     if cfg.report.figures:
-        paths += draw_figures(run, cfg, load(run), log)
+        paths += draw_figures(run, cfg, model, log)
     for path in paths:
         log(f"wrote {path}")
     if cfg.report.table2:
         data, md = table2_report([run], log=log)
-        data["reconstructions"] = kept = class_kept.evaluate(load(run), cfg)
+        data["reconstructions"] = kept = class_kept.evaluate(model, cfg)
         md += reconstruction_markdown(kept)
         (run / "table2.json").write_text(json.dumps(data, indent=2))
         (run / "table2.md").write_text(md)

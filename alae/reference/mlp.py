@@ -17,7 +17,6 @@ import torch
 from ..config import ModelConfig
 from ..errors import UserError
 from ..model import ALAE
-from ..nn import EqualLinear
 
 REFERENCE = {"e_out_slope": 0.01, "g_slope": 0.01, "d_nonlinear": False, "f_lrmul": 0.1, "d_lrmul": 0.1}
 UNUSED = {"bn_2.running_mean", "bn_2.running_var", "bn_2.num_batches_tracked"}  # a batch norm its forward skips
@@ -81,13 +80,8 @@ def convert(nets: dict[str, dict[str, torch.Tensor]]) -> tuple[dict, dict[str, t
             for i, (layer, (weight, bias)) in enumerate(zip(getattr(model, name).mlp.layers, layers)):
                 if name == "D" and i == len(layers) - 1:  # the logit is D's first output
                     weight, bias = weight[:1], bias[:1]
-                store(layer, weight, bias)
+                layer.set_effective(weight, bias)
         if "dlatent_avg" in nets:
             model.w_avg.copy_(nets["dlatent_avg"]["buff"][0])
     return fields, model.state_dict()
 
-
-def store(layer: EqualLinear, weight: torch.Tensor, bias: torch.Tensor) -> None:
-    """Set `layer` to compute x weight^T + bias, in alae's equalized-lr storage."""
-    layer.weight.copy_(weight / layer.weight_scale)
-    layer.bias.copy_(bias / layer.lrmul)

@@ -119,8 +119,7 @@ def _linear(layer: EqualLinear, src: _Source, prefix: str, outputs: int | None =
     """An equalized-lr linear layer from the reference's `prefix`.weight / .bias; where the reference
     layer has more `outputs`, its rows from `first` on."""
     n, rows = outputs or layer.out_features, slice(first, first + layer.out_features)
-    _put(layer.weight, src.take(f"{prefix}.weight", (n, layer.in_features))[rows] / layer.weight_scale)
-    _put(layer.bias, src.take(f"{prefix}.bias", (n,))[rows] / layer.lrmul)
+    layer.set_effective(src.take(f"{prefix}.weight", (n, layer.in_features))[rows], src.take(f"{prefix}.bias", (n,))[rows])
 
 
 def _conv(conv: EqualConv2d, src: _Source, key: str, transposed: bool = False) -> None:

@@ -37,7 +37,7 @@ class ModelConfig:
     truncation_psi: float = 0.7     # truncation toward the average w for figures (style)
     truncation_cutoff: int = 8      # truncation applies to the first this many style inputs (style)
     w_avg_beta: float = 0.995       # EMA factor of the average w used by truncation (style)
-    f_layers: int = 6           # depth of the mapping F
+    f_layers: int = 6           # depth of the mapping F; 0: F is the identity, w = z (mlp)
     d_layers: int = 3           # depth of the discriminator head D
     fd_width: int = 0           # width of F and D hidden layers; 0 means latent_size
     f_lrmul: float = 0.1        # learning-rate multiplier of F's layers
@@ -61,6 +61,8 @@ class TrainConfig:
     fade_kimg: float = 300.0    # the first this many kimg of a new level fade it in (style)
     level_batch: list[int] = field(default_factory=list)  # batch per level, 4x4 first; the last repeats
     level_lr: list[float] = field(default_factory=list)   # learning rate per level, 4x4 first; the last repeats
+    lr_rampdown: float = 0.0    # over this last fraction of train.kimg the learning rate falls to 0 (sine ease);
+                                # resuming with a larger kimg moves the ramp
     beta1: float = 0.0          # Adam beta1
     beta2: float = 0.99         # Adam beta2
     r1_gamma: float = 10.0      # weight of the R1 penalty on real data (step 1)
@@ -113,7 +115,7 @@ CHOICES = {
 }
 POSITIVE = {
     ("model", "latent_size"), ("model", "resolution"), ("model", "hidden"),
-    ("model", "f_layers"), ("model", "d_layers"), ("model", "f_lrmul"), ("model", "d_lrmul"),
+    ("model", "d_layers"), ("model", "f_lrmul"), ("model", "d_lrmul"),
     ("train", "kimg"), ("train", "batch_size"), ("train", "lr"), ("train", "ema_kimg"),
     ("train", "log_kimg"), ("train", "checkpoint_kimg"), ("train", "keep_checkpoints"),
     ("model", "start_ch"), ("model", "max_ch"), ("model", "truncation_cutoff"), ("model", "w_avg_beta"),
@@ -195,6 +197,8 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"config key {section}.{name}: must be positive, got {value!r}")
     if not 0.0 <= cfg.train.beta1 < 1.0 or not 0.0 <= cfg.train.beta2 < 1.0:
         raise UserError("config key train.beta1/train.beta2: Adam betas must lie in [0, 1)")
+    if not 0.0 <= cfg.train.lr_rampdown <= 1.0:
+        raise UserError(f"config key train.lr_rampdown: a fraction of training, from 0 to 1; got {cfg.train.lr_rampdown}")
     if cfg.train.r1_gamma < 0:
         raise UserError(f"config key train.r1_gamma: must be >= 0, got {cfg.train.r1_gamma}")
     if cfg.train.threads < 0:
@@ -203,6 +207,9 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"config key train.device: {cfg.train.device!r} is not auto, cpu, cuda or cuda:N")
     if cfg.model.net == "mlp" and not 4 <= cfg.model.resolution <= 1024:
         raise UserError(f"config key model.resolution: must lie from 4 to 1024, got {cfg.model.resolution}")
+    if cfg.model.f_layers < 0 or (cfg.model.f_layers == 0 and cfg.model.net != "mlp"):
+        raise UserError(f"config key model.f_layers: must be positive (0, F the identity, for the mlp net only), "
+                        f"got {cfg.model.f_layers}")
     if cfg.model.vae_beta < 0:
         raise UserError(f"config key model.vae_beta: must be >= 0, got {cfg.model.vae_beta}")
     if cfg.model.net == "style":

@@ -5,6 +5,11 @@ last level after that. The first `fade_kimg` of every level after the first fade
 the blend factor rises from 0 to 1 along a sine ease, (1 - cos(pi * t)) / 2, as in the
 reference code. Everything is a function of the number of images seen, so a resumed run
 follows the same schedule. A network family without levels (the MLP) is one level.
+
+Over the last fraction `lr_rampdown` of training the learning rate falls from its level's
+value to 0 along the same sine ease, (1 + cos(pi * t)) / 2 (StyleGAN's lrate rampdown
+idea; neither the paper nor its reference code ramps down, bench/results.md says why the
+MNIST preset does).
 """
 
 from __future__ import annotations
@@ -35,4 +40,9 @@ def phase(cfg: Config, images_seen: int) -> Phase:
     blend = 1.0
     if level > 0 and into < fade_images:
         blend = 0.5 - 0.5 * math.cos(math.pi * into / fade_images)
-    return Phase(level, blend, _per_level(t.level_batch, level, t.batch_size), _per_level(t.level_lr, level, t.lr))
+    lr = _per_level(t.level_lr, level, t.lr)
+    rampdown_images = t.lr_rampdown * t.kimg * 1000
+    if rampdown_images > 0:
+        into_rampdown = min(max(images_seen - (t.kimg * 1000 - rampdown_images), 0) / rampdown_images, 1)
+        lr *= 0.5 + 0.5 * math.cos(math.pi * into_rampdown)
+    return Phase(level, blend, _per_level(t.level_batch, level, t.batch_size), lr)

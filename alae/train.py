@@ -256,6 +256,9 @@ class Trainer:
         now = schedule.phase(self.cfg, self.images_seen)
         if now.level != self.level:
             self.level, self.optimizers = now.level, self.build_optimizers(now.lr)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = now.lr
         self.blend = now.blend
         for net in (m, self.ema):
             net.grow(now.level, now.blend)

@@ -194,7 +194,7 @@ def fixed_style_run(tmp_path_factory):
 # The metrics of fixed_style_run on 4 images (pairs) with seed 0, as this implementation computes
 # them: a regression pin. Between 1 and 2 threads FID moves by about 1e-7 and PPL (a finite
 # difference in float32) by about 5e-5, relative; LPIPS not at all.
-PINNED_METRICS = {"fid": 359.9052, "fid_rec": 338.1021, "ppl_wend": 26.053, "ppl_zfull": 41.719, "lpips_rec": 0.790968}
+PINNED_METRICS = {"fid": 359.9052, "fid_rec": 338.1021, "fid_real": 137.9068, "ppl_wend": 26.053, "ppl_zfull": 41.719, "lpips_rec": 0.790968}
 
 
 @needs_networks
@@ -218,7 +218,7 @@ def test_metrics_errors_are_one_line(style_run, tiny_cfg, tmp_path, capsys):
     from alae.train import train
     train(tiny_cfg("mnist-mlp", "train.kimg=0.032"), tmp_path / "mlp", progress=False)
     assert main(["metrics", str(tmp_path / "mlp"), "--metrics", "ppl_wend"]) == 2
-    assert "unknown metric 'ppl_wend' for a MLP run (choose from fid, fid_rec, lpips_rec)" in capsys.readouterr().err
+    assert "unknown metric 'ppl_wend' for a MLP run (choose from fid, fid_rec, fid_real, lpips_rec)" in capsys.readouterr().err
 
 
 # -- splitting across processes -------------------------------------------------------

@@ -127,3 +127,32 @@ def test_bf16_runs_the_networks_in_bf16_and_keeps_losses_fp32(tiny_cfg, tmp_path
     assert len(losses) == 4 and all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses)
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
 
+
+
+def test_lr_rampdown_follows_the_sine_ease_over_the_last_fraction_and_reaches_the_optimizers(tiny_cfg, tmp_path):
+    from alae import config, schedule
+    cfg = config.load("mnist-mlp", ["train.kimg=100", "train.lr_rampdown=0.25"])
+    lrs = [schedule.phase(cfg, n).lr for n in (0, 75_000, 87_500, 93_750, 100_000)]
+    assert lrs == pytest.approx([0.002, 0.002, 0.001, 0.002 * (0.5 + 0.5 * np.cos(np.pi / 2 * 1.5)), 0.0])
+    assert lrs[3] == pytest.approx(0.002 * (1 - np.sqrt(0.5)) / 2)  # three quarters into the ramp
+    trainer = Trainer(tiny_cfg("mnist-mlp", "train.kimg=0.64", "train.lr_rampdown=0.5"), tmp_path / "run")
+    for _ in range(30):  # batch 16: 480 of 640 images, half way into the ramp
+        trainer.step()
+    expected = schedule.phase(trainer.cfg, trainer.images_seen - 16).lr
+    assert 0 < expected < trainer.cfg.train.lr
+    assert {g["lr"] for opt in trainer.optimizers.values() for g in opt.param_groups} == {expected}
+
+
+def test_lr_rampdown_outside_zero_to_one_is_refused():
+    from alae import config
+    with pytest.raises(UserError, match="train.lr_rampdown: a fraction of training"):
+        config.load("mnist-mlp", ["train.lr_rampdown=1.5"])
+
+
+def test_f_with_no_layers_is_the_identity(tiny_cfg, tmp_path):
+    trainer = Trainer(tiny_cfg("mnist-mlp", "model.f_layers=0", "train.kimg=0.032"), tmp_path / "run")
+    z = torch.randn(5, trainer.cfg.model.latent_size)
+    assert torch.equal(trainer.model.F(z), z) and not list(trainer.model.F.parameters())
+    trainer.step()  # trains: the F+G optimizer holds G's parameters alone
+    with pytest.raises(UserError, match="model.f_layers"):
+        tiny_cfg("fashion-style-cpu", "model.f_layers=0")

@@ -2,6 +2,8 @@
 
   fid          generations of the EMA model (no truncation) against as many training images
   fid_rec      reconstructions G(E(x)) of held-out images against those images
+  fid_real     the training images against the held-out images: the FID a perfect model
+               would get with this many images, the floor to read fid and fid_rec against
   ppl_zfull, ppl_zend, ppl_wfull, ppl_wend   perceptual path length (alae.metrics.ppl)
   lpips_rec    mean LPIPS-VGG16 between held-out images and their reconstructions
 
@@ -29,8 +31,8 @@ from ..train import read_config, resolve_device
 from . import fid, ppl
 from .inception import Inception
 
-STYLE_METRICS = ("fid", "fid_rec", "ppl_zfull", "ppl_zend", "ppl_wfull", "ppl_wend", "lpips_rec")
-MLP_METRICS = ("fid", "fid_rec", "lpips_rec")
+STYLE_METRICS = ("fid", "fid_rec", "fid_real", "ppl_zfull", "ppl_zend", "ppl_wfull", "ppl_wend", "lpips_rec")
+MLP_METRICS = ("fid", "fid_rec", "fid_real", "lpips_rec")
 RESULTS_FILE = "metrics.jsonl"
 
 
@@ -128,6 +130,11 @@ class Evaluator:
         held_out = self._part("test")
         recon = self._stats(lambda a, b: self.model.reconstruct(held_out.read(a, b)), held_out.count, "fid_rec: reconstructions")
         return fid.fid_from_stats(self.real_stats(held_out, "fid_rec: held-out images"), recon), held_out.count
+
+    def fid_real(self) -> tuple[float, int]:
+        train, held_out = self._part("train"), self._part("test")
+        return fid.fid_from_stats(self.real_stats(train, "fid_real: training images"),
+                                  self.real_stats(held_out, "fid_real: held-out images")), min(train.count, held_out.count)
 
     def lpips_rec(self) -> tuple[float, int]:
         held_out = self._part("test")

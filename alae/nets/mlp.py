@@ -45,15 +45,19 @@ class MLP(nn.Module):
 
 
 class MappingF(nn.Module):
-    """F: z -> w (section 4; reference MappingF): pixel norm, then `layers` blocks."""
+    """F: z -> w (section 4; reference MappingF): pixel norm, then `layers` blocks.
+
+    With 0 layers F is the identity, w = z, with no pixel norm: the reference MNIST
+    branch's last commit ("MNIST z - space").
+    """
 
     def __init__(self, latent_size: int, layers: int, width: int, lrmul: float):
         super().__init__()
         self.latent_size = latent_size
-        self.mlp = MLP([latent_size] + [width] * (layers - 1) + [latent_size], lrmul, last_slope=LRELU_SLOPE)
+        self.mlp = MLP([latent_size] + [width] * (layers - 1) + [latent_size], lrmul, last_slope=LRELU_SLOPE) if layers else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.mlp(pixel_norm(z))
+        return self.mlp(pixel_norm(z)) if self.mlp is not None else z
 
 
 class DiscriminatorD(nn.Module):

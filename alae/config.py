@@ -31,6 +31,7 @@ class ModelConfig:
     hidden: int = 1024          # width of the hidden layers of E and G (mlp)
     e_out_slope: float = 0.2    # leaky ReLU slope after E's output layer (mlp; reference code 0.01)
     g_slope: float = 0.2        # leaky ReLU slope after G's hidden layers (mlp; reference code 0.01)
+    g_out_slope: float = 1.0    # leaky ReLU slope after G's output layer (mlp; 1: linear, as paper and reference)
     start_ch: int = 64          # feature maps at the highest resolution (style)
     max_ch: int = 256           # cap on feature maps per level (style)
     style_mixing_prob: float = 0.9  # probability of mixing two w's in G's style inputs (style)
@@ -218,7 +219,9 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"config key model.resolution: must be a power of two from 4 to 1024, got {r}")
         if cfg.model.kind != "alae":
             raise UserError("config key model.kind: the style networks train as ALAE only")
-    for name in ("e_out_slope", "g_slope"):
+    if cfg.model.kind == "vae" and cfg.model.g_out_slope != 1:
+        raise UserError("config key model.g_out_slope: a VAE's G gives pixel logits, its output stays linear (1)")
+    for name in ("e_out_slope", "g_slope", "g_out_slope"):
         if not 0.0 <= getattr(cfg.model, name) <= 1.0:
             raise UserError(f"config key model.{name}: a leaky ReLU slope must lie in [0, 1] (1: linear), "
                             f"got {getattr(cfg.model, name)}")

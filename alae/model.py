@@ -37,7 +37,8 @@ class ALAE(nn.Module):
         if cfg.net == "mlp":
             code = 2 * cfg.latent_size if cfg.kind == "vae" else cfg.latent_size  # a VAE's E: mean, log-variance
             self.E = mlp.EncoderE(code, cfg.hidden, cfg.e_out_slope, cfg.resolution, cfg.channels)
-            self.G = mlp.GeneratorG(cfg.latent_size, cfg.hidden, cfg.g_slope, cfg.resolution, cfg.channels)
+            self.G = mlp.GeneratorG(cfg.latent_size, cfg.hidden, cfg.g_slope, cfg.resolution, cfg.channels,
+                                    cfg.g_out_slope)
         else:
             self.E = style.EncoderE(cfg.levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)
             self.G = style.GeneratorG(cfg.levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)

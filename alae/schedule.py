@@ -7,9 +7,8 @@ reference code. Everything is a function of the number of images seen, so a resu
 follows the same schedule. A network family without levels (the MLP) is one level.
 
 Over the last fraction `lr_rampdown` of training the learning rate falls from its level's
-value to 0 along the same sine ease, (1 + cos(pi * t)) / 2 (StyleGAN's lrate rampdown
-idea; neither the paper nor its reference code ramps down, bench/results.md says why the
-MNIST preset does).
+value to 0 along the mirrored ease, (1 + cos(pi * t)) / 2. Neither the paper nor its
+reference code ramps the rate down; bench/results.md has the A/B of it on MNIST.
 """
 
 from __future__ import annotations

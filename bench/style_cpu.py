@@ -10,7 +10,7 @@ with `--fid-num` images a side, and the figures written into the run (reconstruc
 generations, style mixing, traversals, losses).
 
     python bench/style_cpu.py --out runs/bench-style-cpu
-    python bench/style_cpu.py --preset mnist-style-cpu --out runs/bench-mnist-style-cpu
+    python bench/style_cpu.py --set data.dataset=mnist --out runs/bench-style-cpu-mnist
 """
 
 import argparse
@@ -42,10 +42,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-style-cpu"))
     parser.add_argument("--preset", default="fashion-style-cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override, as for alae train (repeatable)")
     parser.add_argument("--fid-num", type=int, default=1000, help="images a side for each FID (0: no FID)")
     args = parser.parse_args()
     run = args.out / "run"
-    cfg = config.load(args.preset, [f"train.seed={args.seed}"])
+    cfg = config.load(args.preset, [f"train.seed={args.seed}", *args.set])
     train(cfg, run, resume=(run / "checkpoints").is_dir())
     rates, train_s = throughput(run / STATS_FILE)
     model = load(run)
@@ -72,7 +74,7 @@ def main() -> None:
               f"{fids['fid_rec']:.2f}, real training vs real test images {fids['fid_real']:.2f} "
               f"(in {fids['seconds'] / 60:.1f} min)")
     print("figures:", ", ".join(str(p) for p in paths))
-    result = {"preset": args.preset, "kimg": cfg.train.kimg, "train_seconds": train_s,
+    result = {"preset": args.preset, "overrides": args.set, "kimg": cfg.train.kimg, "train_seconds": train_s,
               "images_per_second": {str(k): v for k, v in rates.items()}, "class_kept": kept,
               "fid": fids | {"num": args.fid_num}, "figures": [str(p) for p in paths]}
     (args.out / "bench.json").write_text(json.dumps(result, indent=2))

@@ -39,6 +39,7 @@ VARIANTS = {
     "lr rampdown 0.5": ["train.lr_rampdown=0.5"],
     "EMA half-life 50 kimg": ["train.ema_kimg=50"],
     "F identity": ["model.f_layers=0"],
+    "G output ReLU": ["model.g_out_slope=0"],
 }
 
 

@@ -148,11 +148,3 @@ def test_lr_rampdown_outside_zero_to_one_is_refused():
     with pytest.raises(UserError, match="train.lr_rampdown: a fraction of training"):
         config.load("mnist-mlp", ["train.lr_rampdown=1.5"])
 
-
-def test_f_with_no_layers_is_the_identity(tiny_cfg, tmp_path):
-    trainer = Trainer(tiny_cfg("mnist-mlp", "model.f_layers=0", "train.kimg=0.032"), tmp_path / "run")
-    z = torch.randn(5, trainer.cfg.model.latent_size)
-    assert torch.equal(trainer.model.F(z), z) and not list(trainer.model.F.parameters())
-    trainer.step()  # trains: the F+G optimizer holds G's parameters alone
-    with pytest.raises(UserError, match="model.f_layers"):
-        tiny_cfg("fashion-style-cpu", "model.f_layers=0")

@@ -105,12 +105,15 @@ class EncoderE(nn.Module):
 
 class GeneratorG(nn.Module):
     """G: w -> image, latent-1024-1024-784, leaky ReLU of slope `hidden_slope` after the
-    hidden layers and a linear output (section 7.1); images of `channels` x `resolution`^2."""
+    hidden layers and a linear output (section 7.1), or a leaky ReLU of slope `out_slope`
+    there; images of `channels` x `resolution`^2."""
 
-    def __init__(self, latent_size: int, hidden: int, hidden_slope: float, resolution: int = 28, channels: int = 1):
+    def __init__(self, latent_size: int, hidden: int, hidden_slope: float, resolution: int = 28, channels: int = 1,
+                 out_slope: float = 1.0):
         super().__init__()
         self.resolution, self.channels = resolution, channels
-        self.mlp = MLP([latent_size, hidden, hidden, channels * resolution * resolution], hidden_slope=hidden_slope)
+        self.mlp = MLP([latent_size, hidden, hidden, channels * resolution * resolution], hidden_slope=hidden_slope,
+                       last_slope=out_slope)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return self.mlp(w).view(w.shape[0], self.channels, self.resolution, self.resolution)

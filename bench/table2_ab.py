@@ -25,18 +25,23 @@ from alae.metrics import class_kept, table2
 from alae.model import load
 from alae.train import train
 
-REFERENCE = ["model.e_out_slope=0.01", "model.g_slope=0.01", "model.d_nonlinear=false", "train.ae_trains_F=true"]
+REFERENCE = ["model.e_out_slope=0.01", "model.g_slope=0.01", "model.d_nonlinear=false", "train.ae_trains_F=true",
+             "model.g_out_slope=1"]
 VARIANTS = {
     "today": [],
     "reference": REFERENCE,
     "e_out_slope 0.01": REFERENCE[:1],
     "g_slope 0.01": REFERENCE[1:2],
     "D linear": REFERENCE[2:3],
-    "step 3 trains F": REFERENCE[3:],
+    "step 3 trains F": REFERENCE[3:4],
+    "G linear output": REFERENCE[4:],
     "E linear output": ["model.e_out_slope=1"],
     "R1 gamma 1": ["train.r1_gamma=1"],
     "lr 0.003": ["train.lr=0.003"],
     "lr rampdown 0.5": ["train.lr_rampdown=0.5"],
+    # run before G's output became a ReLU: the variant on the preset of that time
+    "lr rampdown 0.5 (G linear)": ["train.lr_rampdown=0.5", "model.g_out_slope=1"],
+    "D linear (G linear)": ["model.d_nonlinear=false", "model.g_out_slope=1"],
     "EMA half-life 50 kimg": ["train.ema_kimg=50"],
     "F identity": ["model.f_layers=0"],
     "G output ReLU": ["model.g_out_slope=0"],

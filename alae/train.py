@@ -329,7 +329,8 @@ class Trainer:
             raise UserError(f"{path} was imported from {meta['imported']['file']}: it holds no optimizer state "
                             f"to resume training from")
         checkpoint.require(meta, ("config", "images_seen", "steps", "level", "blend", "optimizers"), path)
-        saved, wanted = meta["config"]["model"], self.cfg.to_dict()["model"]
+        # keys a checkpoint predates take their defaults, which keep the behaviour of its time
+        saved, wanted = checkpoint.saved_config(meta, path).to_dict()["model"], self.cfg.to_dict()["model"]
         differ = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
         if differ:
             raise UserError(f"cannot resume from {path}: model config differs in model.{differ[0]} "

@@ -76,6 +76,21 @@ def test_resume_refuses_a_different_architecture(tiny_cfg, tmp_path):
               resume=True, progress=False)
 
 
+def test_resume_from_a_checkpoint_that_predates_a_model_key(tiny_cfg, tmp_path):
+    # a key added later (with the default that keeps the old behaviour) is absent from older checkpoints
+    run = tmp_path / "run"
+    train(tiny_cfg("mnist-mlp", "train.kimg=0.032", "model.g_out_slope=1"), run, progress=False)
+    path = checkpoint.latest(run)
+    tensors, meta = checkpoint.load(path)
+    del meta["config"]["model"]["g_out_slope"]
+    path.unlink()
+    checkpoint.save(run, meta["images_seen"], tensors, meta, 3)
+    resumed = train(tiny_cfg("mnist-mlp", "train.kimg=0.064", "model.g_out_slope=1"), run, resume=True, progress=False)
+    assert resumed.images_seen == 64
+    with pytest.raises(UserError, match=r"model.g_out_slope \(checkpoint 1.0, now 0.0\)"):
+        train(tiny_cfg("mnist-mlp", "train.kimg=0.096", "model.g_out_slope=0"), run, resume=True, progress=False)
+
+
 def test_data_stream_is_a_permutation_per_epoch_and_deterministic():
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).numpy()
     stream = DataStream(images, np.arange(10), seed=3, device=torch.device("cpu"))

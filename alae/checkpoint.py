@@ -86,6 +86,11 @@ def checkpoint_path(run: Path, images: int) -> Path:
     return checkpoint_dir(run) / f"ckpt-{images:012d}.safetensors"
 
 
+def images_of(path: Path) -> int:
+    """The training images seen when checkpoint `path` (named by `checkpoint_path`) was written."""
+    return int(Path(path).stem.removeprefix("ckpt-"))
+
+
 def save(run: Path, images: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int) -> Path:
     """Write checkpoint `ckpt-<images>` and delete all but the newest `keep`.
 

@@ -25,17 +25,16 @@ def main() -> None:
     cfg = read_config(args.run)
     scores = json.loads(args.json.read_text()) if args.json.is_file() else {}
     for path in checkpoint.list_checkpoints(args.run):
-        tensors, meta = checkpoint.load(path)
-        kimg = f"{meta['images_seen'] / 1000:g}"
+        kimg = f"{checkpoint.images_of(path) / 1000:g}"
         if kimg in scores:
             continue
         t0 = time.perf_counter()
-        model = load(path)
-        scores[kimg] = class_kept.evaluate(model, cfg) | {"level": meta["level"], "blend": meta["blend"],
-                                                           "seconds": time.perf_counter() - t0}
+        meta = checkpoint.load(path)[1]
+        scores[kimg] = class_kept.evaluate(load(path), cfg) | {"level": meta["level"], "blend": meta["blend"],
+                                                                "seconds": time.perf_counter() - t0}
         args.json.write_text(json.dumps(scores, indent=1))
         kept = scores[kimg]
-        print(f"{kimg} kimg (level {meta['level']}, blend {meta['blend']:.2f}): reconstructed {kept['reconstructed']:.2f}% "
+        print(f"{kimg} kimg (level {kept['level']}, blend {kept['blend']:.2f}): reconstructed {kept['reconstructed']:.2f}% "
               f"(real {kept['real']:.2f}%), background {kept['background']:.4f}, MSE {kept['mse']:.4f}", flush=True)
 
 

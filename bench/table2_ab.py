@@ -44,7 +44,7 @@ VARIANTS = {
     "D linear (G linear)": ["model.d_nonlinear=false", "model.g_out_slope=1"],
     "EMA half-life 50 kimg": ["train.ema_kimg=50"],
     "F identity": ["model.f_layers=0"],
-    "G output ReLU": ["model.g_out_slope=0"],
+    "G output ReLU": ["model.g_out_slope=0"],  # today's preset itself; the name its A/B runs were scored under
 }
 
 

@@ -65,3 +65,8 @@ def test_header_length_that_looks_like_a_pickle_opcode_still_loads(tmp_path):
         pytest.fail("no padding gave a header length ending in 0x80")
     tensors, meta = checkpoint.load(path)
     assert meta["pad"] == "x" * pad and torch.equal(tensors["a"], torch.ones(2))
+
+
+def test_a_checkpoint_file_names_the_images_it_was_written_after(tmp_path):
+    for images in (0, 1234, 250_016, 10**11):
+        assert checkpoint.images_of(checkpoint.checkpoint_path(tmp_path, images)) == images

@@ -37,6 +37,7 @@ from .train import read_config
 
 CODES = ("w", "z")
 SPLIT_SEED = 0
+NUM = 10_000  # test images drawn
 FIT = 2000  # codes the supervised metrics fit on
 TRAVERSAL_STEPS = 9
 TRAVERSAL_LABEL_WIDTH = 100  # pixels: "orientation: w12"
@@ -84,7 +85,7 @@ def metrics(codes: np.ndarray, factors: np.ndarray, fit: int) -> dict:
             "sap": disentangle.sap(*fit, *held), "probe": disentangle.probe(*fit, *held)}
 
 
-def evaluate(run: Path, codes: list[str] | None = None, num: int = 10_000, fit: int = FIT,
+def evaluate(run: Path, codes: list[str] | None = None, num: int = NUM, fit: int = FIT,
              dataset: str | None = None, log=print) -> tuple[dict, object, dict[str, np.ndarray]]:
     """(results as JSON, the model, the codes by name) of run's model on `num` test images of `dataset`
     (default: the dataset it was trained on), the supervised metrics fitted on `fit` of them

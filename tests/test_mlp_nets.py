@@ -39,5 +39,7 @@ def test_bad_mlp_options_are_refused(tiny_cfg, override, message):
 def test_options_the_other_kinds_cannot_have_are_refused(tiny_cfg):
     with pytest.raises(UserError, match="a VAE's G gives pixel logits"):
         tiny_cfg("shapes-vae", "model.g_out_slope=0")
+    with pytest.raises(UserError, match="a VAE's E gives a mean and a log-variance"):
+        tiny_cfg("shapes-vae", "model.e_out_slope=0.2")
     with pytest.raises(UserError, match="model.f_layers"):
         tiny_cfg("fashion-style-cpu", "model.f_layers=0")

@@ -1,0 +1,93 @@
+"""A/B of StyleALAE training settings at one budget: do reconstructions keep their class?
+
+Each variant is the `--preset` (default `fashion-style-cpu`) with config overrides, trained
+for `--kimg` into `--out/VARIANT/sSEED`; its reconstructions of the 10k test images are
+judged by the pixel 1NN fitted on the real training images (`alae.metrics.class_kept`),
+with the EMA and with the live networks. Every finished (variant, seed) goes into
+`--out/ab.json` at once and a rerun skips it (training resumes from the newest
+checkpoint), so the command can be stopped and run again, and two copies with different
+`--variants` or `--seeds` can share the machine (give each `--set train.threads=1`).
+
+    python bench/style_ab.py --kimg 150 --seeds 0 1 --variants today "R1 gamma 1" --out runs/style-ab
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from alae import config
+from alae.metrics import class_kept
+from alae.model import load
+from alae.train import train
+
+VARIANTS = {
+    "today": [],
+    "R1 gamma 1": ["train.r1_gamma=1"],
+    "R1 gamma 0.1": ["train.r1_gamma=0.1"],
+    "lr 0.003": ["train.lr=0.003"],
+    "EMA half-life 3 kimg": ["train.ema_kimg=3"],
+}
+
+
+def score(run: Path, cfg) -> dict:
+    """Class kept, MSE and background of the EMA and the live networks' reconstructions."""
+    return {weights: class_kept.evaluate(load(run, weights=weights), cfg) for weights in ("ema", "live")}
+
+
+def summary(results: dict) -> str:
+    rows = ["| variant | kimg | seeds | class kept % EMA | class kept % live | MSE EMA | background EMA |",
+            "|" + "---|" * 7]
+    for variant in dict.fromkeys(r["variant"] for r in results.values()):
+        runs = [r for r in results.values() if r["variant"] == variant]
+        for kimg in sorted({r["kimg"] for r in runs}):
+            same = [r for r in runs if r["kimg"] == kimg]
+
+            def cell(weights: str, key: str, digits: int) -> str:
+                v = [r["scores"][weights][key] for r in same]
+                return f"{np.mean(v):.{digits}f} ± {np.std(v):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
+
+            rows.append(f"| {variant} | {kimg:g} | {len(same)} | {cell('ema', 'reconstructed', 2)} | "
+                        f"{cell('live', 'reconstructed', 2)} | {cell('ema', 'mse', 4)} | {cell('ema', 'background', 3)} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="fashion-style-cpu")
+    parser.add_argument("--kimg", type=float, default=150)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for every variant, as for alae train (repeatable)")
+    parser.add_argument("--out", type=Path, default=Path("runs/style-ab"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_file = args.out / "ab.json"
+    for seed in args.seeds:
+        for variant in args.variants:
+            key = f"{variant}/s{seed}/{args.kimg:g}"
+            results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+            if key in results:
+                continue
+            run = args.out / variant.replace(" ", "_") / f"s{seed}"
+            cfg = config.load(args.preset, [*VARIANTS[variant], *args.set, f"train.seed={seed}",
+                                            f"train.kimg={args.kimg:g}"])
+            t0 = time.perf_counter()
+            train(cfg, run, resume=run.is_dir(), progress=False)
+            train_s = time.perf_counter() - t0
+            scores = score(run, cfg)
+            results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+            results[key] = {"variant": variant, "seed": seed, "kimg": args.kimg, "overrides": VARIANTS[variant],
+                            "common": args.set, "train_seconds": train_s, "scores": scores}
+            results_file.write_text(json.dumps(results, indent=1))
+            print(f"{key}: trained in {train_s / 60:.1f} min; class kept EMA {scores['ema']['reconstructed']:.2f} "
+                  f"live {scores['live']['reconstructed']:.2f}", flush=True)
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    print(summary(results))
+
+
+if __name__ == "__main__":
+    main()

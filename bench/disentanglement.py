@@ -7,7 +7,8 @@ from `--betas`) trained at its preset length into `--out/MODEL/sSEED`, and evalu
 the defaults into that run's `disentanglement.json` and figures. A run that has its JSON
 is skipped and a stopped training resumes from its newest checkpoint, so the command can
 be stopped and started again, and two copies given different `--models` or `--seeds` can
-share the machine's cores (the presets train on one thread). `--table` only gathers the
+share the machine's cores (the presets train on one thread). `--set` trains every model
+with an override (an A/B: give it its own `--out`). `--table` only gathers the
 JSONs that exist into `--out/disentanglement.md` and `--out/disentanglement.json`.
 
     python bench/disentanglement.py --dataset runs/shapes32 --out runs/dis
@@ -35,7 +36,8 @@ def models(betas: list[float]) -> dict[str, tuple[str, list[str]]]:
 
 
 def run_one(name: str, preset: str, overrides: list[str], seed: int, dataset: str, out: Path) -> None:
-    """Train (or resume) and evaluate one model and seed, unless its JSON exists."""
+    """Train (or resume) and evaluate one model and seed, unless its JSON exists; `overrides`
+    apply after the preset."""
     run = out / name / f"s{seed}"
     result_file = run / "disentanglement.json"
     if result_file.is_file():
@@ -47,7 +49,7 @@ def run_one(name: str, preset: str, overrides: list[str], seed: int, dataset: st
     t0 = time.perf_counter()
     result, _ = disentanglement.report(run, None, disentanglement.NUM, disentanglement.FIT, None,
                                        log=lambda m: None)
-    result |= {"model": name, "seed": seed, "kimg": cfg.train.kimg, "train_seconds": train_s,
+    result |= {"model": name, "seed": seed, "kimg": cfg.train.kimg, "overrides": overrides, "train_seconds": train_s,
                "eval_seconds": time.perf_counter() - t0}
     result_file.write_text(json.dumps(result, indent=2))
     print(f"{run}: {cfg.train.kimg:g} kimg trained in {train_s / 60:.1f} min, "
@@ -72,7 +74,12 @@ def gather(out: Path) -> tuple[dict, str]:
         if "model" in r:
             by_model.setdefault(r["model"], []).append(r)
     summary, lines = {}, []
-    for name, results in by_model.items():
+    rank = {kind: i for i, kind in enumerate(disentanglement.KIND_NAMES)}  # ALAE, AE, beta-VAEs by beta
+    def order(item):
+        name, results = item
+        return rank[results[0]["kind"]], float(name.split("-b")[1]) if name.startswith("vae-b") else 0.0
+
+    for name, results in sorted(by_model.items(), key=order):
         for code in results[0]["codes"]:
             label = disentanglement.row_label(results[0]["kind"], code)
             label = f"{label} (beta {name.split('-b')[1]})" if name.startswith("vae") else label
@@ -97,6 +104,8 @@ def main() -> None:
     parser.add_argument("--betas", type=float, nargs="+", default=[1.0, 4.0], help="the beta-VAEs' betas")
     parser.add_argument("--models", nargs="+", help="of alae, ae, vae-bBETA (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for every model, as for alae train (repeatable; use its own --out)")
     parser.add_argument("--table", action="store_true", help="only gather the finished runs into the table")
     args = parser.parse_args()
     named = models(args.betas)
@@ -108,7 +117,8 @@ def main() -> None:
             parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(named)}")
         for seed in args.seeds:
             for name in args.models or named:
-                run_one(name, *named[name], seed, args.dataset, args.out)
+                preset, overrides = named[name]
+                run_one(name, preset, [*overrides, *args.set], seed, args.dataset, args.out)
     summary, md = gather(args.out)
     (args.out / "disentanglement.json").write_text(json.dumps(summary, indent=1))
     (args.out / "disentanglement.md").write_text(md + "\n")

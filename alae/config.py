@@ -219,11 +219,10 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"config key model.resolution: must be a power of two from 4 to 1024, got {r}")
         if cfg.model.kind != "alae":
             raise UserError("config key model.kind: the style networks train as ALAE only")
-    if cfg.model.kind == "vae" and cfg.model.g_out_slope != 1:
-        raise UserError("config key model.g_out_slope: a VAE's G gives pixel logits, its output stays linear (1)")
-    if cfg.model.kind == "vae" and cfg.model.e_out_slope != 1:
-        raise UserError("config key model.e_out_slope: a VAE's E gives a mean and a log-variance, "
-                        "its output stays linear (1)")
+    vae_outputs = {"g_out_slope": "G gives pixel logits", "e_out_slope": "E gives a mean and a log-variance"}
+    for name, gives in vae_outputs.items():
+        if cfg.model.kind == "vae" and getattr(cfg.model, name) != 1:
+            raise UserError(f"config key model.{name}: a VAE's {gives}, its output stays linear (1)")
     for name in ("e_out_slope", "g_slope", "g_out_slope"):
         if not 0.0 <= getattr(cfg.model, name) <= 1.0:
             raise UserError(f"config key model.{name}: a leaky ReLU slope must lie in [0, 1] (1: linear), "

@@ -56,6 +56,11 @@ def run_one(name: str, preset: str, overrides: list[str], seed: int, dataset: st
           f"evaluated in {result['eval_seconds'] / 60:.1f} min", flush=True)
 
 
+def beta_of(name: str) -> float | None:
+    """The beta in a beta-VAE's model name (`vae-bBETA`, as `models` names it); None for the others."""
+    return float(name.removeprefix("vae-b")) if name.startswith("vae-b") else None
+
+
 def row_cells(results: list[dict], code: str) -> dict:
     """Mean and spread (half the range) over seeds of every metric and probe accuracy."""
     values = {label: [r["codes"][code][a][b] for r in results] for label, (a, b) in METRICS.items()}
@@ -73,16 +78,13 @@ def gather(out: Path) -> tuple[dict, str]:
         r = json.loads(path.read_text())
         if "model" in r:
             by_model.setdefault(r["model"], []).append(r)
-    summary, lines = {}, []
     rank = {kind: i for i, kind in enumerate(disentanglement.KIND_NAMES)}  # ALAE, AE, beta-VAEs by beta
-    def order(item):
-        name, results = item
-        return rank[results[0]["kind"]], float(name.split("-b")[1]) if name.startswith("vae-b") else 0.0
-
-    for name, results in sorted(by_model.items(), key=order):
+    summary, lines = {}, []
+    for name, results in sorted(by_model.items(), key=lambda item: (rank[item[1][0]["kind"]], beta_of(item[0]) or 0)):
+        beta = beta_of(name)
         for code in results[0]["codes"]:
             label = disentanglement.row_label(results[0]["kind"], code)
-            label = f"{label} (beta {name.split('-b')[1]})" if name.startswith("vae") else label
+            label = label if beta is None else f"{label} (beta {beta:g})"
             summary[label] = {"seeds": [r["seed"] for r in results], "cells": row_cells(results, code),
                               "train_minutes": [r["train_seconds"] / 60 for r in results],
                               "eval_minutes": [r["eval_seconds"] / 60 for r in results],

@@ -54,6 +54,11 @@ def summary(results: dict) -> str:
     return "\n".join(rows)
 
 
+def read(results_file: Path) -> dict:
+    """The (variant, seed) results written so far, by this copy or another."""
+    return json.loads(results_file.read_text()) if results_file.is_file() else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="fashion-style-cpu")
@@ -69,8 +74,7 @@ def main() -> None:
     for seed in args.seeds:
         for variant in args.variants:
             key = f"{variant}/s{seed}/{args.kimg:g}"
-            results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-            if key in results:
+            if key in read(results_file):
                 continue
             run = args.out / variant.replace(" ", "_") / f"s{seed}"
             cfg = config.load(args.preset, [*VARIANTS[variant], *args.set, f"train.seed={seed}",
@@ -79,14 +83,13 @@ def main() -> None:
             train(cfg, run, resume=run.is_dir(), progress=False)
             train_s = time.perf_counter() - t0
             scores = score(run, cfg)
-            results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+            results = read(results_file)  # re-read: another copy may have written meanwhile
             results[key] = {"variant": variant, "seed": seed, "kimg": args.kimg, "overrides": VARIANTS[variant],
                             "common": args.set, "train_seconds": train_s, "scores": scores}
             results_file.write_text(json.dumps(results, indent=1))
             print(f"{key}: trained in {train_s / 60:.1f} min; class kept EMA {scores['ema']['reconstructed']:.2f} "
                   f"live {scores['live']['reconstructed']:.2f}", flush=True)
-    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-    print(summary(results))
+    print(summary(read(results_file)))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Runs go to `--out/MODEL/SPLIT/sSEED`. Each finished run's scores are written to
 (training resumes from a run's newest checkpoint), so the command can be stopped and
 started again at any time. Copies given disjoint `--seeds` share one `--out` (one per
 core, with `--set train.threads=1`); `--table` writes the tables from what is scored.
-Besides the classification, each run's reconstructions of the official 10k test digits
+Besides the classification, each run's reconstructions of its protocol's 10k test digits
 are judged by `alae.metrics.class_kept` (class kept and background level).
 The tables are written to `--out/table2.md` and `--out/table2.json`.
 
@@ -91,8 +91,8 @@ def table_markdown(summary: dict, scores: list[dict]) -> str:
         cells = [" / ".join(f"{acc[c][k]['mean'] - v:+.2f}" for k, v in zip(table2.FEATURES, paper[c]))
                  if c in acc else "—" for c in table2.COLUMNS]
         lines.append(f"| {LABELS[name]}: this − paper | | " + " | ".join(cells) + " | | |")
-    lines += ["", "Reconstructions G(E(x)) of the official 10k test digits (`alae.metrics.class_kept`: pixel 1NN "
-              "fitted on the 60k real training digits), mean ± std over the trials:", ""]
+    lines += ["", "Reconstructions G(E(x)) of each run's 10k test digits (`alae.metrics.class_kept`: a pixel 1NN "
+              "fitted on the run's real training digits, 50k for SW, 60k for DW), mean ± std over the trials:", ""]
     for name in summary:
         for protocol in table2.PROTOCOLS:
             kept = [r["reconstructions"] for r in scores if r["model"] == name and r["protocol"] == protocol]

@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", help="the trials' seeds to run here (default: 0 to trials-1)")
     parser.add_argument("--epochs", type=float, help="passes over the training split (default: each preset's length)")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--splits", nargs="+", choices=["sw", "dw"], default=["sw", "dw"])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     parser.add_argument("--jobs", type=int, help="processes for the SVM fits (default: one per core)")
     parser.add_argument("--table", action="store_true", help="only write the tables from the scores so far")
@@ -140,7 +141,7 @@ def main() -> None:
     (args.out / "scores").mkdir(parents=True, exist_ok=True)
     for seed in [] if args.table else args.seeds if args.seeds is not None else range(args.trials):
         for name in args.models:
-            for split in ("sw", "dw"):
+            for split in args.splits:
                 path = args.out / "scores" / f"{name}-{split}-s{seed}.json"
                 if path.is_file():
                     continue

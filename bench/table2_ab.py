@@ -17,7 +17,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from alae import config
 from alae.data import mnist
@@ -64,7 +63,7 @@ def score(run: Path, cfg, quick: bool = False) -> dict:
     out = {"protocol": protocol}
     for weights in ("ema",) if quick else ("ema", "live"):
         model = load(run, weights=weights)
-        (tr_x, tr_y), (te_x, te_y) = ((model.features(torch.from_numpy(split[p][0].copy()).unsqueeze(1))[0].double().numpy(),
+        (tr_x, tr_y), (te_x, te_y) = ((table2.features(model, split[p][0])[0],
                                        split[p][1]) for p in ("train", "test"))
         out[weights] = {"1nn": 100 * table2.nn1_accuracy(tr_x, tr_y, te_x, te_y),
                         "svm": svm(tr_x, tr_y, te_x, te_y, dual=False)}

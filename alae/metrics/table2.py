@@ -61,12 +61,13 @@ def nn1_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     return float((pred == np.asarray(test_y)).mean())
 
 
-def svm_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> tuple[float, bool]:
-    """Linear SVM accuracy (LinearSVC, C = 0.02, raw features) and whether liblinear converged."""
+def svm_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                 c: float = SVM_C) -> tuple[float, bool]:
+    """Linear SVM accuracy (LinearSVC, C = 0.02 unless `c` is given, features as given) and whether liblinear converged."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
 
-    svm = LinearSVC(C=SVM_C, max_iter=SVM_MAX_ITER, dual="auto")
+    svm = LinearSVC(C=c, max_iter=SVM_MAX_ITER, dual="auto")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         svm.fit(train_x, train_y)
@@ -77,6 +78,12 @@ def svm_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
 def protocol_of(cfg) -> str:
     """The Table 2 protocol a run's model was trained for: its `data.split`, "SW" or "DW"."""
     return cfg.data.split.upper()
+
+
+def features(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Short and long features (float64) of uint8 digits [N, 28, 28]."""
+    short, long_ = model.features(torch.from_numpy(images.copy()).unsqueeze(1))
+    return short.double().numpy(), long_.double().numpy()
 
 
 def evaluate(model, protocol: str, root: str = "", log=print, jobs: int | None = None) -> dict:
@@ -92,8 +99,8 @@ def evaluate(model, protocol: str, root: str = "", log=print, jobs: int | None =
     split = mnist.table2_split(protocol, root)
     feats = {}
     for part, (images, labels) in split.items():
-        short, long_ = model.features(torch.from_numpy(images.copy()).unsqueeze(1))
-        feats[part] = {"short": short.double().numpy(), "long": long_.double().numpy(), "y": labels}
+        short, long_ = features(model, images)
+        feats[part] = {"short": short, "long": long_, "y": labels}
     for kind in FEATURES:
         tr, te = feats["train"], feats["test"]
         t0 = time.perf_counter()

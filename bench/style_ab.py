@@ -7,12 +7,18 @@ with the EMA and with the live networks. Every finished (variant, seed) goes int
 `--out/ab.json` at once and a rerun skips it (training resumes from the newest
 checkpoint), so the command can be stopped and run again, and two copies with different
 `--variants` or `--seeds` can share the machine (give each `--set train.threads=1`).
+With `--start CHECKPOINT` every variant continues a copy of that checkpoint (its weights,
+EMA and Adam state) to `--kimg` instead of training from the start: an A/B of one phase of
+training, e.g. the 32x32 level alone.
 
     python bench/style_ab.py --kimg 150 --seeds 0 1 --variants today "R1 gamma 1" --out runs/style-ab
+    python bench/style_ab.py --start runs/style/checkpoints/ckpt-000000200000.safetensors --kimg 250 \
+        --seeds 1 2 --variants today "lr 0.003" --out runs/style-ab-32
 """
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -29,6 +35,7 @@ VARIANTS = {
     "R1 gamma 0.1": ["train.r1_gamma=0.1"],
     "lr 0.003": ["train.lr=0.003"],
     "EMA half-life 3 kimg": ["train.ema_kimg=3"],
+    "batch 16 at 32x32": ["train.level_batch=[64,64,32,16]"],
 }
 
 
@@ -67,6 +74,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for every variant, as for alae train (repeatable)")
+    parser.add_argument("--start", type=Path, help="a checkpoint every variant continues from")
     parser.add_argument("--out", type=Path, default=Path("runs/style-ab"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -79,13 +87,17 @@ def main() -> None:
             run = args.out / variant.replace(" ", "_") / f"s{seed}"
             cfg = config.load(args.preset, [*VARIANTS[variant], *args.set, f"train.seed={seed}",
                                             f"train.kimg={args.kimg:g}"])
+            if args.start and not run.is_dir():
+                (run / "checkpoints").mkdir(parents=True)
+                shutil.copy2(args.start, run / "checkpoints" / args.start.name)
             t0 = time.perf_counter()
             train(cfg, run, resume=run.is_dir(), progress=False)
             train_s = time.perf_counter() - t0
             scores = score(run, cfg)
             results = read(results_file)  # re-read: another copy may have written meanwhile
             results[key] = {"variant": variant, "seed": seed, "kimg": args.kimg, "overrides": VARIANTS[variant],
-                            "common": args.set, "train_seconds": train_s, "scores": scores}
+                            "common": args.set,
+                            "start": str(args.start) if args.start else None, "train_seconds": train_s, "scores": scores}
             results_file.write_text(json.dumps(results, indent=1))
             print(f"{key}: trained in {train_s / 60:.1f} min; class kept EMA {scores['ema']['reconstructed']:.2f} "
                   f"live {scores['live']['reconstructed']:.2f}", flush=True)

@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--start", type=Path, help="a checkpoint every variant continues from")
     parser.add_argument("--out", type=Path, default=Path("runs/style-ab"))
     args = parser.parse_args()
+    if args.start and not args.start.is_file():
+        parser.error(f"--start {args.start}: no such checkpoint file")
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "ab.json"
     for seed in args.seeds:

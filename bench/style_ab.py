@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alae import config
+from alae import checkpoint, config
+from alae.errors import UserError
 from alae.metrics import class_kept
 from alae.model import load
 from alae.train import train
@@ -77,8 +78,14 @@ def main() -> None:
     parser.add_argument("--start", type=Path, help="a checkpoint every variant continues from")
     parser.add_argument("--out", type=Path, default=Path("runs/style-ab"))
     args = parser.parse_args()
-    if args.start and not args.start.is_file():
-        parser.error(f"--start {args.start}: no such checkpoint file")
+    start_images = None
+    if args.start:
+        try:
+            _, meta = checkpoint.load(args.start)
+            checkpoint.require(meta, ("images_seen",), args.start)
+        except UserError as e:
+            parser.error(f"--start: {e}")
+        start_images = int(meta["images_seen"])
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "ab.json"
     for seed in args.seeds:
@@ -89,17 +96,18 @@ def main() -> None:
             run = args.out / variant.replace(" ", "_") / f"s{seed}"
             cfg = config.load(args.preset, [*VARIANTS[variant], *args.set, f"train.seed={seed}",
                                             f"train.kimg={args.kimg:g}"])
-            if args.start and not run.is_dir():
-                (run / "checkpoints").mkdir(parents=True)
-                shutil.copy2(args.start, run / "checkpoints" / args.start.name)
+            if args.start and not run.is_dir():  # under the name the trainer resumes from, whatever the file's
+                copy = checkpoint.checkpoint_path(run, start_images)
+                copy.parent.mkdir(parents=True)
+                shutil.copy2(args.start, copy)
             t0 = time.perf_counter()
             train(cfg, run, resume=run.is_dir(), progress=False)
             train_s = time.perf_counter() - t0
             scores = score(run, cfg)
             results = read(results_file)  # re-read: another copy may have written meanwhile
             results[key] = {"variant": variant, "seed": seed, "kimg": args.kimg, "overrides": VARIANTS[variant],
-                            "common": args.set,
-                            "start": str(args.start) if args.start else None, "train_seconds": train_s, "scores": scores}
+                            "common": args.set, "start": str(args.start) if args.start else None,
+                            "train_seconds": train_s, "scores": scores}
             results_file.write_text(json.dumps(results, indent=1))
             print(f"{key}: trained in {train_s / 60:.1f} min; class kept EMA {scores['ema']['reconstructed']:.2f} "
                   f"live {scores['live']['reconstructed']:.2f}", flush=True)

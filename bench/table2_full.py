@@ -11,21 +11,29 @@ Besides the classification, each run's reconstructions of its protocol's 10k tes
 are judged by `alae.metrics.class_kept` (class kept and background level).
 The tables are written to `--out/table2.md` and `--out/table2.json`.
 
+`--start-from DIR` (an earlier, shorter bench) begins each run that `--out` does not hold yet
+from a copy of DIR's newest checkpoint of the same model, split and seed that is not past
+the asked length, so a longer table continues the shorter one's training (the learning
+rate is constant, so this is the same as training that long from the start); DIR is only read.
+
     python bench/table2_full.py --trials 5 --out runs/table2-full
+    python bench/table2_full.py --models alae --epochs 70 --start-from runs/table2-full --out runs/table2-alae70
 """
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from alae import config
+from alae import checkpoint, config
 from alae.data import source
+from alae.errors import UserError
 from alae.metrics import class_kept, table2
 from alae.model import load
-from alae.train import train
+from alae.train import STATS_FILE, read_config, train
 
 MODELS = {"alae": "mnist-mlp", "l1": "mnist-ae-l1", "l2": "mnist-ae-l2"}
 
@@ -35,12 +43,47 @@ def kimg_for(cfg, epochs: float) -> float:
     return epochs * len(source.images(cfg)[1]) / 1000
 
 
+def same_training(a, b) -> str | None:
+    """The first setting, other than length and threads, in which configs `a` and `b` differ, or None."""
+    trees = [c.to_dict() for c in (a, b)]
+    for tree in trees:
+        for key in ("kimg", "threads"):
+            tree["train"].pop(key)
+    for section, values in trees[0].items():
+        for key, value in values.items():
+            if trees[1][section].get(key) != value:
+                return f"{section}.{key} {value!r} against {trees[1][section].get(key)!r}"
+    return None
+
+
+def start_from(source_run: Path, run: Path, cfg) -> Path | None:
+    """Begin `run` (not made yet) as a copy of the newest checkpoint of `source_run` that is not
+    past cfg's length, with its stats; the checkpoint copied, or None where there is none."""
+    total = round(cfg.train.kimg * 1000)
+    found = [p for p in checkpoint.list_checkpoints(source_run) if checkpoint.images_of(p) <= total]
+    if not found:
+        return None
+    differs = same_training(read_config(source_run), cfg)
+    if differs:
+        raise UserError(f"--start-from: {source_run} was trained differently ({differs})")
+    copy = checkpoint.checkpoint_path(run, checkpoint.images_of(found[-1]))
+    copy.parent.mkdir(parents=True)
+    if (source_run / STATS_FILE).is_file():
+        shutil.copy2(source_run / STATS_FILE, run / STATS_FILE)
+    shutil.copy2(found[-1], copy)
+    return found[-1]
+
+
 def run_trial(name: str, split: str, seed: int, args) -> dict:
     """Train (or resume) one model on one split and score it on that split's protocol."""
     run = args.out / name / split / f"s{seed}"
     cfg = config.load(MODELS[name], args.set + [f"train.seed={seed}", f"data.split={split}"])
     if args.epochs is not None:
         cfg.train.kimg = kimg_for(cfg, args.epochs)
+    if args.start_from and not run.is_dir():
+        begun = start_from(args.start_from / name / split / f"s{seed}", run, cfg)
+        if begun:
+            print(f"{run}: continues {begun}", flush=True)
     t0 = time.perf_counter()
     train(cfg, run, resume=run.is_dir(), progress=False)
     train_s = time.perf_counter() - t0
@@ -135,8 +178,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     parser.add_argument("--jobs", type=int, help="processes for the SVM fits (default: one per core)")
     parser.add_argument("--table", action="store_true", help="only write the tables from the scores so far")
+    parser.add_argument("--start-from", type=Path, metavar="DIR",
+                        help="a shorter bench's --out whose runs begin this one's (read only)")
     parser.add_argument("--out", type=Path, default=Path("runs/table2-full"))
     args = parser.parse_args()
+    if args.start_from and args.start_from.resolve() == args.out.resolve():
+        parser.error("--start-from must be another bench than --out")
     (args.out / "scores").mkdir(parents=True, exist_ok=True)
     for seed in [] if args.table else args.seeds if args.seeds is not None else range(args.trials):
         for name in args.models:
@@ -144,7 +191,10 @@ def main() -> None:
                 path = args.out / "scores" / f"{name}-{split}-s{seed}.json"
                 if path.is_file():
                     continue
-                result = run_trial(name, split, seed, args)
+                try:
+                    result = run_trial(name, split, seed, args)
+                except UserError as e:
+                    parser.exit(1, f"table2_full.py: {e}\n")
                 path.write_text(json.dumps(result, indent=1))
                 print(f"{result['run']}: {result['kimg']:g} kimg trained in {result['train_seconds'] / 60:.1f} min, "
                       f"scored in {result['eval_seconds'] / 60:.1f} min: {result['accuracy']}, class kept "

@@ -1,0 +1,53 @@
+"""The full Table 2 bench's --start-from: a longer bench continues a shorter one's runs."""
+
+import sys
+
+import pytest
+import torch
+
+from alae import checkpoint
+from alae.errors import UserError
+from alae.train import train
+from tests.conftest import ROOT
+from tests.test_train import full_state, read_stats
+
+sys.path.insert(0, str(ROOT / "bench"))
+import table2_full  # noqa: E402
+
+
+def test_a_continued_run_equals_one_trained_straight_and_leaves_its_source_alone(tiny_cfg, tmp_path):
+    # checkpoints every 0.256 kimg: the 0.64-kimg source keeps 256, 512 and 640
+    source = tmp_path / "short" / "s0"
+    train(tiny_cfg("mnist-mlp", "train.kimg=0.64"), source, progress=False)
+    before = {p.name: p.read_bytes() for p in checkpoint.list_checkpoints(source)}
+    cfg = tiny_cfg("mnist-mlp", "train.kimg=1.024")
+    run = tmp_path / "long" / "s0"
+    assert table2_full.start_from(source, run, cfg) == checkpoint.checkpoint_path(source, 640)
+    assert [p.read_bytes() for p in checkpoint.list_checkpoints(run)] == [before["ckpt-000000000640.safetensors"]]
+    continued = train(cfg, run, resume=True, progress=False)
+    straight = train(cfg, tmp_path / "straight", progress=False)
+    a, b = full_state(straight), full_state(continued)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], key
+    assert [r["kimg"] for r in read_stats(run)] == [r["kimg"] for r in read_stats(tmp_path / "straight")]
+    assert {p.name: p.read_bytes() for p in checkpoint.list_checkpoints(source)} == before
+
+
+def test_a_checkpoint_past_the_asked_length_is_not_used(tiny_cfg, tmp_path):
+    source = tmp_path / "short" / "s0"
+    train(tiny_cfg("mnist-mlp", "train.kimg=0.64"), source, progress=False)
+    run = tmp_path / "long" / "s0"
+    assert table2_full.start_from(source, run, tiny_cfg("mnist-mlp", "train.kimg=0.6")) == \
+        checkpoint.checkpoint_path(source, 512)
+    assert [p.name for p in checkpoint.list_checkpoints(run)] == [checkpoint.checkpoint_path(run, 512).name]
+    assert table2_full.start_from(source, tmp_path / "none", tiny_cfg("mnist-mlp", "train.kimg=0.2")) is None
+    assert not (tmp_path / "none").exists()
+
+
+def test_a_source_trained_differently_is_refused_by_name(tiny_cfg, tmp_path):
+    source = tmp_path / "short" / "s0"
+    train(tiny_cfg("mnist-mlp", "train.kimg=0.32"), source, progress=False)
+    with pytest.raises(UserError, match=r"trained differently \(train.lr 0.002 against 0.003\)"):
+        table2_full.start_from(source, tmp_path / "long", tiny_cfg("mnist-mlp", "train.kimg=0.64", "train.lr=0.003"))
+    assert not (tmp_path / "long").exists()

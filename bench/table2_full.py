@@ -11,13 +11,14 @@ Besides the classification, each run's reconstructions of its protocol's 10k tes
 are judged by `alae.metrics.class_kept` (class kept and background level).
 The tables are written to `--out/table2.md` and `--out/table2.json`.
 
-`--start-from DIR` (an earlier, shorter bench) begins each run that `--out` does not hold yet
-from a copy of DIR's newest checkpoint of the same model, split and seed that is not past
-the asked length, so a longer table continues the shorter one's training (the learning
-rate is constant, so this is the same as training that long from the start); DIR is only read.
+`--start-from DIR [DIR ...]` (earlier, shorter benches) begins each run that `--out` does not
+hold yet from a copy of the newest checkpoint, among the DIRs' runs of the same model, split
+and seed, that is not past the asked length, so a longer table continues the shorter ones'
+training (the learning rate is constant, so this is the same as training that long from the
+start); the DIRs are only read.
 
     python bench/table2_full.py --trials 5 --out runs/table2-full
-    python bench/table2_full.py --models alae --epochs 70 --start-from runs/table2-full --out runs/table2-alae70
+    python bench/table2_full.py --models alae --epochs 70 --start-from runs/table2-full runs/table2-alae20 --out runs/table2-alae70
 """
 
 import argparse
@@ -56,13 +57,15 @@ def same_training(a, b) -> str | None:
     return None
 
 
-def start_from(source_run: Path, run: Path, cfg) -> Path | None:
-    """Begin `run` (not made yet) as a copy of the newest checkpoint of `source_run` that is not
-    past cfg's length, with its stats; the checkpoint copied, or None where there is none."""
+def start_from(source_runs: list[Path], run: Path, cfg) -> Path | None:
+    """Begin `run` (not made yet) as a copy of the newest checkpoint among `source_runs` that is
+    not past cfg's length, with its run's stats; the checkpoint copied, or None where there is none."""
     total = round(cfg.train.kimg * 1000)
-    found = [p for p in checkpoint.list_checkpoints(source_run) if checkpoint.images_of(p) <= total]
+    found = sorted((p for r in source_runs for p in checkpoint.list_checkpoints(r) if checkpoint.images_of(p) <= total),
+                   key=checkpoint.images_of)
     if not found:
         return None
+    source_run = found[-1].parent.parent
     differs = same_training(read_config(source_run), cfg)
     if differs:
         raise UserError(f"--start-from: {source_run} was trained differently ({differs})")
@@ -81,7 +84,7 @@ def run_trial(name: str, split: str, seed: int, args) -> dict:
     if args.epochs is not None:
         cfg.train.kimg = kimg_for(cfg, args.epochs)
     if args.start_from and not run.is_dir():
-        begun = start_from(args.start_from / name / split / f"s{seed}", run, cfg)
+        begun = start_from([d / name / split / f"s{seed}" for d in args.start_from], run, cfg)
         if begun:
             print(f"{run}: continues {begun}", flush=True)
     t0 = time.perf_counter()
@@ -178,12 +181,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     parser.add_argument("--jobs", type=int, help="processes for the SVM fits (default: one per core)")
     parser.add_argument("--table", action="store_true", help="only write the tables from the scores so far")
-    parser.add_argument("--start-from", type=Path, metavar="DIR",
-                        help="a shorter bench's --out whose runs begin this one's (read only)")
+    parser.add_argument("--start-from", type=Path, nargs="+", metavar="DIR",
+                        help="shorter benches' --out whose runs begin this one's (read only)")
     parser.add_argument("--out", type=Path, default=Path("runs/table2-full"))
     args = parser.parse_args()
-    if args.start_from and args.start_from.resolve() == args.out.resolve():
-        parser.error("--start-from must be another bench than --out")
+    if any(d.resolve() == args.out.resolve() for d in args.start_from or []):
+        parser.error("--start-from must name other benches than --out")
     (args.out / "scores").mkdir(parents=True, exist_ok=True)
     for seed in [] if args.table else args.seeds if args.seeds is not None else range(args.trials):
         for name in args.models:

@@ -22,7 +22,7 @@ def test_a_continued_run_equals_one_trained_straight_and_leaves_its_source_alone
     before = {p.name: p.read_bytes() for p in checkpoint.list_checkpoints(source)}
     cfg = tiny_cfg("mnist-mlp", "train.kimg=1.024")
     run = tmp_path / "long" / "s0"
-    assert table2_full.start_from(source, run, cfg) == checkpoint.checkpoint_path(source, 640)
+    assert table2_full.start_from([source], run, cfg) == checkpoint.checkpoint_path(source, 640)
     assert [p.read_bytes() for p in checkpoint.list_checkpoints(run)] == [before["ckpt-000000000640.safetensors"]]
     continued = train(cfg, run, resume=True, progress=False)
     straight = train(cfg, tmp_path / "straight", progress=False)
@@ -38,16 +38,28 @@ def test_a_checkpoint_past_the_asked_length_is_not_used(tiny_cfg, tmp_path):
     source = tmp_path / "short" / "s0"
     train(tiny_cfg("mnist-mlp", "train.kimg=0.64"), source, progress=False)
     run = tmp_path / "long" / "s0"
-    assert table2_full.start_from(source, run, tiny_cfg("mnist-mlp", "train.kimg=0.6")) == \
+    assert table2_full.start_from([source], run, tiny_cfg("mnist-mlp", "train.kimg=0.6")) == \
         checkpoint.checkpoint_path(source, 512)
     assert [p.name for p in checkpoint.list_checkpoints(run)] == [checkpoint.checkpoint_path(run, 512).name]
-    assert table2_full.start_from(source, tmp_path / "none", tiny_cfg("mnist-mlp", "train.kimg=0.2")) is None
+    assert table2_full.start_from([source], tmp_path / "none", tiny_cfg("mnist-mlp", "train.kimg=0.2")) is None
+    assert table2_full.start_from([tmp_path / "absent"], tmp_path / "none", tiny_cfg("mnist-mlp")) is None
     assert not (tmp_path / "none").exists()
+
+
+def test_the_newest_checkpoint_of_several_sources_is_the_one_continued(tiny_cfg, tmp_path):
+    shorter, longer = tmp_path / "a" / "s0", tmp_path / "b" / "s0"
+    train(tiny_cfg("mnist-mlp", "train.kimg=0.32"), shorter, progress=False)
+    train(tiny_cfg("mnist-mlp", "train.kimg=0.64"), longer, progress=False)
+    for i, order in enumerate(([shorter, longer], [longer, shorter])):
+        assert table2_full.start_from(order, tmp_path / f"run{i}", tiny_cfg("mnist-mlp", "train.kimg=1")) \
+            == checkpoint.checkpoint_path(longer, 640)
+    assert table2_full.start_from([shorter, longer], tmp_path / "run2", tiny_cfg("mnist-mlp", "train.kimg=0.5")) \
+        == checkpoint.checkpoint_path(shorter, 320)
 
 
 def test_a_source_trained_differently_is_refused_by_name(tiny_cfg, tmp_path):
     source = tmp_path / "short" / "s0"
     train(tiny_cfg("mnist-mlp", "train.kimg=0.32"), source, progress=False)
     with pytest.raises(UserError, match=r"trained differently \(train.lr 0.002 against 0.003\)"):
-        table2_full.start_from(source, tmp_path / "long", tiny_cfg("mnist-mlp", "train.kimg=0.64", "train.lr=0.003"))
+        table2_full.start_from([source], tmp_path / "long", tiny_cfg("mnist-mlp", "train.kimg=0.64", "train.lr=0.003"))
     assert not (tmp_path / "long").exists()

@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--C", type=float, nargs="+", default=[0.02, 0.2, 2.0])
     parser.add_argument("--scalings", nargs="+", choices=["raw", "standardised"], default=["raw", "standardised"])
+    parser.add_argument("--features", nargs="+", choices=list(table2.FEATURES), default=list(table2.FEATURES))
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
     out = json.loads(args.json.read_text()) if args.json.is_file() else {}
@@ -35,6 +36,8 @@ def main() -> None:
         split = mnist.table2_split(protocol)
         feats = {part: table2.features(model, images) for part, (images, _) in split.items()}
         for k, kind in enumerate(table2.FEATURES):
+            if kind not in args.features:
+                continue
             tr, te = (feats[p][k] for p in ("train", "test"))
             mean, scale = tr.mean(0), tr.std(0) + 1e-8
             scaled = {"raw": (tr, te), "standardised": ((tr - mean) / scale, (te - mean) / scale)}

@@ -60,7 +60,7 @@ def main() -> None:
         t0 = time.perf_counter()
         fids = {row["metric"]: row["value"] for row in run_metrics(run, "fid,fid_rec,fid_real", args.fid_num, progress=False)}
         fids["seconds"] = time.perf_counter() - t0
-    print(f"{args.preset}: {cfg.train.kimg:g} kimg trained in {train_s / 60:.1f} min "
+    print(f"{args.preset} on {cfg.data.dataset}: {cfg.train.kimg:g} kimg trained in {train_s / 60:.1f} min "
           f"({cfg.train.kimg * 1000 / train_s:.1f} images/s overall)")
     for level, rate in sorted(rates.items()):
         size = 4 * 2**level

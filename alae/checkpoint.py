@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -89,6 +90,15 @@ def checkpoint_path(run: Path, images: int) -> Path:
 def images_of(path: Path) -> int:
     """The training images seen when checkpoint `path` (named by `checkpoint_path`) was written."""
     return int(Path(path).stem.removeprefix("ckpt-"))
+
+
+def begin_from(run: Path, source: Path, images: int) -> Path:
+    """Make `run` (not there yet) start from a copy of checkpoint `source`, named as the
+    checkpoint after `images` training images, the name the trainer resumes from; the copy's path."""
+    copy = checkpoint_path(run, images)
+    copy.parent.mkdir(parents=True)
+    shutil.copy2(source, copy)
+    return copy
 
 
 def save(run: Path, images: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int) -> Path:

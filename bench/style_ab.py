@@ -18,7 +18,6 @@ training, e.g. the 32x32 level alone.
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -97,9 +96,7 @@ def main() -> None:
             cfg = config.load(args.preset, [*VARIANTS[variant], *args.set, f"train.seed={seed}",
                                             f"train.kimg={args.kimg:g}"])
             if args.start and not run.is_dir():  # under the name the trainer resumes from, whatever the file's
-                copy = checkpoint.checkpoint_path(run, start_images)
-                copy.parent.mkdir(parents=True)
-                shutil.copy2(args.start, copy)
+                checkpoint.begin_from(run, args.start, start_images)
             t0 = time.perf_counter()
             train(cfg, run, resume=run.is_dir(), progress=False)
             train_s = time.perf_counter() - t0

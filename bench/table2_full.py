@@ -69,11 +69,9 @@ def start_from(source_runs: list[Path], run: Path, cfg) -> Path | None:
     differs = same_training(read_config(source_run), cfg)
     if differs:
         raise UserError(f"--start-from: {source_run} was trained differently ({differs})")
-    copy = checkpoint.checkpoint_path(run, checkpoint.images_of(found[-1]))
-    copy.parent.mkdir(parents=True)
+    checkpoint.begin_from(run, found[-1], checkpoint.images_of(found[-1]))
     if (source_run / STATS_FILE).is_file():
         shutil.copy2(source_run / STATS_FILE, run / STATS_FILE)
-    shutil.copy2(found[-1], copy)
     return found[-1]
 
 

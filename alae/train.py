@@ -377,6 +377,19 @@ def _log_row(line: str) -> dict | None:
     return row if isinstance(row, dict) and isinstance(row.get("kimg"), (int, float)) else None
 
 
+def logged_throughput(path: Path) -> tuple[dict[int, float], float]:
+    """Images per second of each level and the seconds of training, from the intervals of a
+    run's stats.jsonl: its whole history, across resumptions and runs begun from another's
+    checkpoint (`checkpoint.begin_from` with the source's log), not one process's share."""
+    images, seconds, last = {}, {}, 0.0
+    for row in filter(None, map(_log_row, Path(path).read_text().splitlines())):
+        level, n = int(row.get("level", 0)), (row["kimg"] - last) * 1000
+        images[level] = images.get(level, 0) + n
+        seconds[level] = seconds.get(level, 0) + n / row["img_per_s"]
+        last = row["kimg"]
+    return {lv: images[lv] / seconds[lv] for lv in images}, sum(seconds.values())
+
+
 def truncate_stats(path: Path, images_seen: int) -> None:
     """Drop log lines written after the checkpoint being resumed (so the log has no repeats) and torn lines."""
     if path.is_file():

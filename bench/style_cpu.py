@@ -22,19 +22,7 @@ from alae import config, report
 from alae.metrics import class_kept
 from alae.metrics.evaluate import run_metrics
 from alae.model import load
-from alae.train import STATS_FILE, train
-
-
-def throughput(stats_file: Path) -> tuple[dict[int, float], float]:
-    """Images per second of each level and the training seconds, from the logged intervals."""
-    images, seconds, last = {}, {}, 0.0
-    for line in stats_file.read_text().splitlines():
-        row = json.loads(line)
-        level, n = int(row.get("level", 0)), (row["kimg"] - last) * 1000
-        images[level] = images.get(level, 0) + n
-        seconds[level] = seconds.get(level, 0) + n / row["img_per_s"]
-        last = row["kimg"]
-    return {lv: images[lv] / seconds[lv] for lv in images}, sum(seconds.values())
+from alae.train import STATS_FILE, logged_throughput, train
 
 
 def main() -> None:
@@ -49,7 +37,7 @@ def main() -> None:
     run = args.out / "run"
     cfg = config.load(args.preset, [f"train.seed={args.seed}", *args.set])
     train(cfg, run, resume=(run / "checkpoints").is_dir())
-    rates, train_s = throughput(run / STATS_FILE)
+    rates, train_s = logged_throughput(run / STATS_FILE)
     model = load(run)
     t0 = time.perf_counter()
     kept = class_kept.evaluate(model, cfg)

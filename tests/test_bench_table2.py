@@ -7,7 +7,7 @@ import torch
 
 from alae import checkpoint
 from alae.errors import UserError
-from alae.train import train
+from alae.train import STATS_FILE, logged_throughput, train
 from tests.conftest import ROOT
 from tests.test_train import full_state, read_stats
 
@@ -31,6 +31,8 @@ def test_a_continued_run_equals_one_trained_straight_and_leaves_its_source_alone
     for key in a:
         assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], key
     assert [r["kimg"] for r in read_stats(run)] == [r["kimg"] for r in read_stats(tmp_path / "straight")]
+    # the continued run's training time counts its source's intervals too
+    assert logged_throughput(run / STATS_FILE)[1] > logged_throughput(source / STATS_FILE)[1] > 0
     assert {p.name: p.read_bytes() for p in checkpoint.list_checkpoints(source)} == before
 
 

@@ -8,7 +8,7 @@ import torch
 
 from alae import checkpoint
 from alae.errors import UserError
-from alae.train import DataStream, Trainer, train
+from alae.train import DataStream, Trainer, logged_throughput, train
 
 
 def read_stats(run):
@@ -59,6 +59,18 @@ def test_resume_equals_uninterrupted_run(tiny_cfg, tmp_path, preset):
             assert torch.equal(a[key], b[key]), key
     # the log of the resumed run has one line per interval, none repeated
     assert [r["kimg"] for r in read_stats(tmp_path / "split")] == [r["kimg"] for r in read_stats(tmp_path / "straight")]
+
+
+def test_logged_throughput_adds_up_the_intervals_of_the_whole_log(tmp_path):
+    # 0.5 kimg at 100 images/s (5 s), 0.5 more at 50 (10 s) on level 0; 0.3 on level 1 at 30 (10 s);
+    # a line torn by a killed process counts for nothing
+    rows = [{"kimg": 0.5, "img_per_s": 100.0}, {"kimg": 1.0, "img_per_s": 50.0},
+            {"kimg": 1.3, "img_per_s": 30.0, "level": 1}]
+    path = tmp_path / "stats.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"kimg": 1.4, "img_')
+    rates, seconds = logged_throughput(path)
+    assert seconds == pytest.approx(25.0)
+    assert rates == pytest.approx({0: 1000 / 15, 1: 30.0})
 
 
 def test_existing_run_is_never_overwritten_without_force(tiny_cfg, tmp_path):

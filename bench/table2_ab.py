@@ -13,7 +13,6 @@ resumes from its newest checkpoint), so the command can be interrupted and run a
 import argparse
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +47,7 @@ VARIANTS = {
 
 
 def svm(train_x, train_y, test_x, test_y, dual) -> float:
-    from sklearn.svm import LinearSVC
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fitted = LinearSVC(C=table2.SVM_C, max_iter=table2.SVM_MAX_ITER, dual=dual).fit(train_x, train_y)
-    return 100 * float(fitted.score(test_x, test_y))
+    return 100 * table2.svm_accuracy(train_x, train_y, test_x, test_y, dual=dual)[0]
 
 
 def score(run: Path, cfg, quick: bool = False) -> dict:

@@ -58,3 +58,18 @@ def test_aggregate_gives_mean_and_std_over_trials():
     md = table2.markdown(summary, {"SW": ["a", "b"], "DW": ["c", "d"]}, "alae", [])
     assert "| ALAE (paper) | 93.79 / 97.61 | 93.47 / 98.20 | 94.59 / 97.47 | 94.23 / 98.64 |" in md
     assert "| -3.23 / -6.64 |" in md  # svm DW: 91 - 94.23 short, 92 - 98.64 long
+
+
+def test_svm_is_the_reference_setting_dual_solver_seeded(monkeypatch):
+    import sklearn.svm
+    made = []
+
+    class Spy(sklearn.svm.LinearSVC):
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(sklearn.svm, "LinearSVC", Spy)
+    train_x, train_y = separable(500, 0)
+    table2.svm_accuracy(train_x, train_y, train_x, train_y)
+    assert made == [{"C": 0.02, "max_iter": 5000, "dual": True, "random_state": 0}]

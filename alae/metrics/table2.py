@@ -5,8 +5,8 @@ the last (1024-D). Splits: SW and DW (see `alae.data.mnist.table2_split`); a mod
 scored only on the protocol it was trained for (`data.split`): an SW model never saw its
 test digits, a DW model trained on the official 60k. Classifiers:
 exact Euclidean 1-nearest-neighbour, and a linear SVM (scikit-learn's LinearSVC) with
-the reference code's setting: C = 0.02, max_iter 5000, the dual solver, on raw unscaled features, fitted
-on the train part and scored once on the test part (no choice is made on test data).
+the reference code's setting: C = 0.02, max_iter 5000, the dual solver, on raw unscaled
+features, fitted on the train part and scored once on the test part (no choice is made on test data).
 Several runs are several trials: the report gives mean and standard deviation.
 """
 
@@ -66,8 +66,8 @@ def svm_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     """Linear SVM accuracy (LinearSVC, C = 0.02 unless `c` is given, features as given) and whether liblinear converged.
 
     The dual coordinate-descent solver (`dual`, the default) is the one the reference code's
-    scikit-learn used; at C 0.02 it gives the primal solver's accuracy to 0.01 point in
-    3-4 times less time (bench/results.md). Its order of coordinates is seeded (random_state 0).
+    scikit-learn used; at C 0.02 it gives the primal solver's accuracy to 0.01 point in a
+    quarter to a third of its time (bench/results.md). Its order of coordinates is seeded (random_state 0).
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC

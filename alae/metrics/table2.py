@@ -53,7 +53,7 @@ def nn1_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     train_sq = train.pow(2).sum(1)
     nearest = []
     for chunk in torch.as_tensor(test_x, dtype=torch.float64).split(block):
-        dist = train_sq[None, :] - 2.0 * chunk.float() @ train.T
+        dist = torch.addmm(train_sq, chunk.float(), train.T, alpha=-2.0)
         cand = dist.topk(candidates, dim=1, largest=False).indices
         exact = (train64[cand] - chunk[:, None, :]).pow(2).sum(2)
         nearest.append(cand.gather(1, exact.argmin(1, keepdim=True)).squeeze(1))

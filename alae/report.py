@@ -49,7 +49,7 @@ def table2_report(runs: list[Path], log=print, protocol: str | None = None) -> t
     summary = table2.aggregate(trials)
     kind = kinds.pop()
     data = {"runs": by_protocol, "model": kind,
-            "svm": {"C": table2.SVM_C, "max_iter": table2.SVM_MAX_ITER, "solver": "dual", "scaling": "none"},
+            "svm": {"C": table2.SVM_C, "max_iter": table2.SVM_MAX_ITER, "solver": table2.SVM_SOLVER, "scaling": "none"},
             "accuracy": summary, "paper": table2.PAPER, "notes": notes}
     return data, table2.markdown(summary, by_protocol, kind, notes)
 

@@ -14,6 +14,7 @@ they come, fit times under its "seconds".
 """
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -48,7 +49,7 @@ def main() -> None:
             scaled = {"raw": (tr, te), "standardised": ((tr - mean) / scale, (te - mean) / scale)}
             for scaling in args.scalings:
                 a, b = scaled[scaling]
-                for c, solver in ((c, solver) for c in args.C for solver in args.solvers):
+                for c, solver in itertools.product(args.C, args.solvers):
                     key = f"{run} {kind} {scaling} C={c:g}" + (" dual" if solver == "dual" else "")
                     if key in out:
                         continue

@@ -1,5 +1,7 @@
 """The full Table 2 bench's --start-from: a longer bench continues a shorter one's runs."""
 
+import argparse
+import json
 import sys
 
 import pytest
@@ -65,3 +67,19 @@ def test_a_source_trained_differently_is_refused_by_name(tiny_cfg, tmp_path):
     with pytest.raises(UserError, match=r"trained differently \(train.lr 0.002 against 0.003\)"):
         table2_full.start_from([source], tmp_path / "long", tiny_cfg("mnist-mlp", "train.kimg=0.64", "train.lr=0.003"))
     assert not (tmp_path / "long").exists()
+
+
+def test_the_table_is_the_mean_of_the_scores_and_its_wall_time_their_logged_training(tmp_path):
+    def score(seed, short_svm, train_s):
+        return {"protocol": "DW", "model": "alae", "seed": seed, "run": f"r/alae/dw/s{seed}", "notes": [],
+                "accuracy": {"1nn DW": {"short": 95.0, "long": 97.0}, "svm DW": {"short": short_svm, "long": 98.0}},
+                "reconstructions": {"real": 96.91, "reconstructed": 94.0, "background": 0.008},
+                "run_train_seconds": train_s, "eval_seconds": 30.0}
+    (tmp_path / "scores").mkdir()
+    for seed, svm, secs in [(0, 93.0, 3000.0), (1, 94.0, 4200.0)]:
+        (tmp_path / "scores" / f"alae-dw-s{seed}.json").write_text(json.dumps(score(seed, svm, secs)))
+    table2_full.write_tables(argparse.Namespace(out=tmp_path, models=["alae"]))
+    md = (tmp_path / "table2.md").read_text()
+    assert "| **ALAE** | 0 / 2 | — | — | 95.00 ± 0.00 / 97.00 ± 0.00 | 93.50 ± 0.50 / 98.00 ± 0.00 | — | 1.50 |" in md
+    assert "ALAE training 120, scoring 1" in md
+    assert json.loads((tmp_path / "table2.json").read_text())["alae"]["run_train_minutes"] == 120

@@ -83,7 +83,7 @@ def small_split(protocol, root=""):
 def features_by_hand(model, images):
     """E's layers applied one by one: (short = E's output after its activation, if any; long = E's second
     hidden layer)."""
-    h = torch.from_numpy(images.reshape(len(images), -1)).float() / 255.0
+    h = torch.tensor(images.reshape(len(images), -1)).float() / 255.0
     layers, slopes = model.E.mlp.layers, model.E.mlp.slopes
     with torch.no_grad():
         for i, (layer, slope) in enumerate(zip(layers, slopes)):

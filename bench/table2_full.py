@@ -200,8 +200,8 @@ def main() -> None:
                 except UserError as e:
                     parser.exit(1, f"table2_full.py: {e}\n")
                 path.write_text(json.dumps(result, indent=1))
-                print(f"{result['run']}: {result['kimg']:g} kimg, {result['run_train_seconds'] / 60:.1f} min of training in its log, "
-                      f"scored in {result['eval_seconds'] / 60:.1f} min: {result['accuracy']}, class kept "
+                print(f"{result['run']}: {result['kimg']:g} kimg, {result['run_train_seconds'] / 60:.1f} min of "
+                      f"training in its log, scored in {result['eval_seconds'] / 60:.1f} min: {result['accuracy']}, class kept "
                       f"{result['reconstructions']['reconstructed']:.2f} %", flush=True)
     write_tables(args)
 

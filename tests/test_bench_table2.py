@@ -1,4 +1,4 @@
-"""The full Table 2 bench's --start-from: a longer bench continues a shorter one's runs."""
+"""The full Table 2 bench: --start-from (a longer bench continues a shorter one's runs) and its table."""
 
 import argparse
 import json

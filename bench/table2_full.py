@@ -61,9 +61,11 @@ def same_training(a, b) -> str | None:
 
 def start_from(source_runs: list[Path], run: Path, cfg) -> Path | None:
     """Begin `run` (not made yet) as a copy of the newest checkpoint among `source_runs` that is
-    not past cfg's length, with its run's stats; the checkpoint copied, or None where there is none."""
-    total = round(cfg.train.kimg * 1000)
-    found = sorted((p for r in source_runs for p in checkpoint.list_checkpoints(r) if checkpoint.images_of(p) <= total),
+    not past cfg's length, with its run's stats; the checkpoint copied, or None where there is none.
+    A run of that length ends within one batch past it (the trainer stops at the first batch
+    that reaches it), so a source of the same length is copied finished, not retrained."""
+    end = round(cfg.train.kimg * 1000) + cfg.train.batch_size
+    found = sorted((p for r in source_runs for p in checkpoint.list_checkpoints(r) if checkpoint.images_of(p) < end),
                    key=checkpoint.images_of)
     if not found:
         return None

@@ -50,6 +50,21 @@ def test_a_checkpoint_past_the_asked_length_is_not_used(tiny_cfg, tmp_path):
     assert not (tmp_path / "none").exists()
 
 
+def test_a_source_of_the_same_length_is_copied_finished_not_retrained(tiny_cfg, tmp_path):
+    # 0.63 kimg ends at the batch of 16 that reaches 630 images: 640, the source's last checkpoint
+    source = tmp_path / "short" / "s0"
+    finished = train(tiny_cfg("mnist-mlp", "train.kimg=0.64"), source, progress=False)
+    cfg = tiny_cfg("mnist-mlp", "train.kimg=0.63")
+    run = tmp_path / "same" / "s0"
+    assert table2_full.start_from([source], run, cfg) == checkpoint.checkpoint_path(source, 640)
+    rows = read_stats(run)
+    copied = train(cfg, run, resume=True, progress=False)
+    assert read_stats(run) == rows
+    a, b = full_state(finished), full_state(copied)
+    for key in a:
+        assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], key
+
+
 def test_the_newest_checkpoint_of_several_sources_is_the_one_continued(tiny_cfg, tmp_path):
     shorter, longer = tmp_path / "a" / "s0", tmp_path / "b" / "s0"
     train(tiny_cfg("mnist-mlp", "train.kimg=0.32"), shorter, progress=False)
@@ -57,7 +72,7 @@ def test_the_newest_checkpoint_of_several_sources_is_the_one_continued(tiny_cfg,
     for i, order in enumerate(([shorter, longer], [longer, shorter])):
         assert table2_full.start_from(order, tmp_path / f"run{i}", tiny_cfg("mnist-mlp", "train.kimg=1")) \
             == checkpoint.checkpoint_path(longer, 640)
-    assert table2_full.start_from([shorter, longer], tmp_path / "run2", tiny_cfg("mnist-mlp", "train.kimg=0.5")) \
+    assert table2_full.start_from([shorter, longer], tmp_path / "run2", tiny_cfg("mnist-mlp", "train.kimg=0.48")) \
         == checkpoint.checkpoint_path(shorter, 320)
 
 

@@ -181,6 +181,7 @@ def hostile_files(tmp_path) -> dict[str, Path]:
     ("missing network", "no network mapping_tl"),
     ("not a dict", "not a checkpoint of the ALAE reference code"),
 ])
+@pytest.mark.filterwarnings("error")
 def test_hostile_or_foreign_checkpoints_are_refused_in_one_line(tmp_path, capsys, case, message):
     path = hostile_files(tmp_path)[case]
     assert main(["import", str(path), "--out", str(tmp_path / "run")]) == 2

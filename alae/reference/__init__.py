@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def read(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a pickle not of torch.save's protocol: refused below, in one line
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         reason = str(e).strip().splitlines()
         if any("Unsupported global" in line or "weights_only" in line.lower() for line in reason):

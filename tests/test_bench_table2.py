@@ -5,13 +5,12 @@ import json
 import sys
 
 import pytest
-import torch
 
 from alae import checkpoint
 from alae.errors import UserError
 from alae.train import STATS_FILE, logged_throughput, train
 from tests.conftest import ROOT
-from tests.test_train import full_state, read_stats
+from tests.test_train import assert_same_state, read_stats
 
 sys.path.insert(0, str(ROOT / "bench"))
 import table2_full  # noqa: E402
@@ -28,10 +27,7 @@ def test_a_continued_run_equals_one_trained_straight_and_leaves_its_source_alone
     assert [p.read_bytes() for p in checkpoint.list_checkpoints(run)] == [before["ckpt-000000000640.safetensors"]]
     continued = train(cfg, run, resume=True, progress=False)
     straight = train(cfg, tmp_path / "straight", progress=False)
-    a, b = full_state(straight), full_state(continued)
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], key
+    assert_same_state(straight, continued)
     assert [r["kimg"] for r in read_stats(run)] == [r["kimg"] for r in read_stats(tmp_path / "straight")]
     # the continued run's training time counts its source's intervals too
     assert logged_throughput(run / STATS_FILE)[1] > logged_throughput(source / STATS_FILE)[1] > 0
@@ -60,9 +56,7 @@ def test_a_source_of_the_same_length_is_copied_finished_not_retrained(tiny_cfg, 
     rows = read_stats(run)
     copied = train(cfg, run, resume=True, progress=False)
     assert read_stats(run) == rows
-    a, b = full_state(finished), full_state(copied)
-    for key in a:
-        assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], key
+    assert_same_state(finished, copied)
 
 
 def test_the_newest_checkpoint_of_several_sources_is_the_one_continued(tiny_cfg, tmp_path):

@@ -43,6 +43,14 @@ def full_state(trainer):
     return state
 
 
+def assert_same_state(a, b):
+    """Two trainers hold the same networks, EMA, optimizer state and step count, bit for bit."""
+    a, b = full_state(a), full_state(b)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], key
+
+
 @pytest.mark.parametrize("preset", ["mnist-mlp", "mnist-ae-l1"])
 def test_resume_equals_uninterrupted_run(tiny_cfg, tmp_path, preset):
     # 0.64 kimg at batch 16 is 40 steps; 0.32 kimg is 20
@@ -50,13 +58,7 @@ def test_resume_equals_uninterrupted_run(tiny_cfg, tmp_path, preset):
     train(tiny_cfg(preset, "train.kimg=0.32"), tmp_path / "split", progress=False)
     resumed = train(tiny_cfg(preset, "train.kimg=0.64"), tmp_path / "split", resume=True, progress=False)
     assert resumed.images_seen == straight.images_seen == 640
-    a, b = full_state(straight), full_state(resumed)
-    assert a.keys() == b.keys()
-    for key in a:
-        if not isinstance(a[key], torch.Tensor):
-            assert a[key] == b[key], key
-        else:
-            assert torch.equal(a[key], b[key]), key
+    assert_same_state(straight, resumed)
     # the log of the resumed run has one line per interval, none repeated
     assert [r["kimg"] for r in read_stats(tmp_path / "split")] == [r["kimg"] for r in read_stats(tmp_path / "straight")]
 

@@ -35,12 +35,19 @@ VARIANTS = {
     "G linear output": REFERENCE[4:],
     "E linear output": ["model.e_out_slope=1"],
     "R1 gamma 1": ["train.r1_gamma=1"],
+    # the learning rate of the main job's 5 epochs; 0.002 is the paper's, 0.006 today's preset
+    "lr 0.002": ["train.lr=0.002"],
     "lr 0.003": ["train.lr=0.003"],
+    "lr 0.004": ["train.lr=0.004"],
+    "lr 0.006": ["train.lr=0.006"],
+    "lr 0.008": ["train.lr=0.008"],
+    "batch 64": ["train.batch_size=64", "train.lr=0.002"],
     "lr rampdown 0.5": ["train.lr_rampdown=0.5"],
     # run before G's output became a ReLU: the variant on the preset of that time
     "lr rampdown 0.5 (G linear)": ["train.lr_rampdown=0.5", "model.g_out_slope=1"],
     "D linear (G linear)": ["model.d_nonlinear=false", "model.g_out_slope=1"],
     "EMA half-life 50 kimg": ["train.ema_kimg=50"],
+    "EMA half-life 25 kimg": ["train.ema_kimg=25"],
     "F identity": ["model.f_layers=0"],
     "G output ReLU": ["model.g_out_slope=0"],  # today's preset itself; the name its A/B runs were scored under
 }

@@ -73,7 +73,7 @@ def test_the_newest_checkpoint_of_several_sources_is_the_one_continued(tiny_cfg,
 def test_a_source_trained_differently_is_refused_by_name(tiny_cfg, tmp_path):
     source = tmp_path / "short" / "s0"
     train(tiny_cfg("mnist-mlp", "train.kimg=0.32"), source, progress=False)
-    with pytest.raises(UserError, match=r"trained differently \(train.lr 0.002 against 0.003\)"):
+    with pytest.raises(UserError, match=r"trained differently \(train.lr 0.006 against 0.003\)"):
         table2_full.start_from([source], tmp_path / "long", tiny_cfg("mnist-mlp", "train.kimg=0.64", "train.lr=0.003"))
     assert not (tmp_path / "long").exists()
 

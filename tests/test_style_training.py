@@ -28,7 +28,7 @@ def test_schedule_grows_level_by_level_with_a_sine_fade():
     assert schedule.phase(cfg, 3 * 64).batch_size == 4
     assert schedule.phase(cfg, 100 * 64).level == 3  # stays at the last level
     mlp = config.load("mnist-mlp")
-    assert schedule.phase(mlp, 10**6) == schedule.Phase(0, 1.0, 128, 0.002)
+    assert schedule.phase(mlp, 10**6) == schedule.Phase(0, 1.0, 128, 0.006)
 
 
 def test_truncation_with_psi_one_is_the_identity_and_psi_zero_gives_the_average():

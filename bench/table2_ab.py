@@ -77,16 +77,17 @@ def score(run: Path, cfg, quick: bool = False) -> dict:
 
 
 def summary(results: dict) -> str:
-    rows = ["| variant | protocol | seeds | 1NN EMA | SVM EMA | drop EMA | 1NN live | SVM live | SVM dual live | "
-            "class kept % | background |", "|" + "---|" * 11]
-    for (variant, protocol), runs in sorted(results.items(), key=lambda kv: list(VARIANTS).index(kv[0][0])):
+    rows = ["| variant | protocol | kimg | seeds | 1NN EMA | SVM EMA | drop EMA | 1NN live | SVM live | SVM dual live | "
+            "class kept % | background |", "|" + "---|" * 12]
+    for (variant, protocol, kimg), runs in sorted(results.items(),
+                                                  key=lambda kv: (list(VARIANTS).index(kv[0][0]), kv[0][2])):
         def cell(get, digits=2):
             try:
                 v = np.array([get(r) for r in runs])
             except KeyError:  # scored with --quick
                 return "—"
             return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
-        rows.append(f"| {variant} | {protocol} | {len(runs)} | " + " | ".join([
+        rows.append(f"| {variant} | {protocol} | {kimg:g} | {len(runs)} | " + " | ".join([
             cell(lambda r: r["ema"]["1nn"]), cell(lambda r: r["ema"]["svm"]),
             cell(lambda r: r["ema"]["1nn"] - r["ema"]["svm"]), cell(lambda r: r["live"]["1nn"]),
             cell(lambda r: r["live"]["svm"]), cell(lambda r: r["live"]["svm_dual"]),
@@ -132,10 +133,10 @@ def main() -> None:
 
 
 def group(results) -> dict:
-    """Scores by (variant, protocol)."""
+    """Scores by (variant, protocol, training length)."""
     grouped = {}
     for r in results:
-        grouped.setdefault((r["variant"], r["protocol"]), []).append(r)
+        grouped.setdefault((r["variant"], r["protocol"], r["kimg"]), []).append(r)
     return grouped
 
 

@@ -159,7 +159,7 @@ def test_bf16_runs_the_networks_in_bf16_and_keeps_losses_fp32(tiny_cfg, tmp_path
 
 def test_lr_rampdown_follows_the_sine_ease_over_the_last_fraction_and_reaches_the_optimizers(tiny_cfg, tmp_path):
     from alae import config, schedule
-    cfg = config.load("mnist-mlp", ["train.kimg=100", "train.lr_rampdown=0.25"])
+    cfg = config.load("mnist-mlp", ["train.kimg=100", "train.lr=0.002", "train.lr_rampdown=0.25"])
     lrs = [schedule.phase(cfg, n).lr for n in (0, 75_000, 87_500, 93_750, 100_000)]
     # three quarters into the ramp: (1 + cos(3 pi / 4)) / 2 = (1 - sqrt(1/2)) / 2
     assert lrs == pytest.approx([0.002, 0.002, 0.001, 0.002 * (1 - np.sqrt(0.5)) / 2, 0.0])

@@ -49,7 +49,7 @@ VARIANTS = {
     "EMA half-life 50 kimg": ["train.ema_kimg=50"],
     "EMA half-life 25 kimg": ["train.ema_kimg=25"],
     "F identity": ["model.f_layers=0"],
-    "G output ReLU": ["model.g_out_slope=0"],  # today's preset itself; the name its A/B runs were scored under
+    "G output ReLU": ["model.g_out_slope=0"],  # the lr 0.002 preset itself; the name its A/B runs were scored under
 }
 
 

@@ -25,6 +25,10 @@ def world() -> tuple[int, int]:
     """(rank, world size), starting the process group when launched by torchrun."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size > 1 and not tdist.is_initialized():
+        # torch._dynamo (which fused Adam imports), imported after the group starts, keeps
+        # references to it that destroy_process_group leaves: the group's Gloo threads then
+        # outlive `close` and can free a tensor during interpreter exit, which aborts the process
+        import torch._dynamo  # noqa: F401
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -67,7 +71,7 @@ def barrier() -> None:
 
 
 def close() -> None:
-    """End the process group (at the end of a torchrun job)."""
+    """End the process group and join its threads (at the end of a torchrun job)."""
     if tdist.is_initialized():
         tdist.destroy_process_group()
 

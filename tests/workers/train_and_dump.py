@@ -6,7 +6,7 @@ Launched by tests/test_distributed.py, alone or under torchrun:
 Besides the parameters, each process writes OUT/writes-rank-R.json: every file operation it
 made inside OUT/run (opened for writing, created, renamed, removed), seen by a Python audit
 hook, so that a test can tell which process wrote the run directory, not only which files
-it holds.
+it holds; and OUT/threads-rank-R.json: the names of the threads left after `dist.close()`.
 
 With ALAE_TEST_PAUSE_STEP=k, each process stops after its k-th step, writes its pid to
 OUT/paused-rank-R and waits until OUT/go exists, so that a test can deliver a signal at a
@@ -68,6 +68,14 @@ if pause_step:
 
     Trainer.step = step_then_pause
 
+def thread_names() -> list[str] | None:
+    """The names of this process's threads, native ones included (Gloo's is gloo_tcp_loop);
+    None where the system does not list them (no /proc)."""
+    if not os.path.isdir("/proc/self/task"):
+        return None
+    return sorted(Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in os.listdir("/proc/self/task"))
+
+
 rank = int(os.environ.get("RANK", "0"))
 try:
     trainer = train(config.load(preset, overrides), run, resume=resume, progress=False)
@@ -80,3 +88,5 @@ else:
     save_file({k: v.contiguous() for k, v in state.items()}, str(out / f"rank-{rank}-of-{world}.safetensors"))
 (out / f"writes-rank-{rank}.json").write_text(json.dumps(writes))
 dist.close()
+if (names := thread_names()) is not None:
+    (out / f"threads-rank-{rank}.json").write_text(json.dumps(names))

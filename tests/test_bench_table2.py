@@ -92,3 +92,30 @@ def test_the_table_is_the_mean_of_the_scores_and_its_wall_time_their_logged_trai
     assert "| **ALAE** | 0 / 2 | — | — | 95.00 ± 0.00 / 97.00 ± 0.00 | 93.50 ± 0.50 / 98.00 ± 0.00 | — | 1.50 |" in md
     assert "ALAE training 120, scoring 1" in md
     assert json.loads((tmp_path / "table2.json").read_text())["alae"]["run_train_minutes"] == 120
+
+
+def bench_args(**given):
+    return argparse.Namespace(**({"set": [], "epochs": None} | given))
+
+
+def test_by_default_alae_trains_table_2s_70_epochs_and_the_aes_their_presets_length():
+    assert table2_full.trial_config("alae", "dw", 0, bench_args()).train.kimg == 4200   # 70 x 60k
+    assert table2_full.trial_config("alae", "sw", 0, bench_args()).train.kimg == 3500   # 70 x 50k
+    assert table2_full.trial_config("l1", "sw", 0, bench_args()).train.kimg == 300
+    assert table2_full.trial_config("l2", "dw", 1, bench_args(epochs=2)).train.kimg == 120
+    cfg = table2_full.trial_config("alae", "sw", 3, bench_args(set=["train.lr=0.002"]))
+    assert (cfg.train.seed, cfg.data.split, cfg.train.lr) == (3, "sw", 0.002)
+
+
+def test_a_score_made_at_another_length_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "scores").mkdir()
+    (tmp_path / "scores" / "alae-dw-s0.json").write_text(json.dumps({"kimg": 300.0}))
+    monkeypatch.setattr(sys, "argv", ["table2_full.py", "--models", "alae", "--splits", "dw", "--seeds", "0",
+                                      "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as stop:
+        table2_full.main()
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert err == f"table2_full.py: {tmp_path}/scores/alae-dw-s0.json was scored at 300 kimg, this bench asks 4200: " \
+                  "give another --out\n"
+    assert not (tmp_path / "alae").exists()

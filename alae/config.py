@@ -68,6 +68,8 @@ class TrainConfig:
     beta2: float = 0.99         # Adam beta2
     r1_gamma: float = 10.0      # weight of the R1 penalty on real data (step 1)
     ae_trains_F: bool = False   # let step 3 also update F, as the reference code does
+    d_zero_grad_step: bool = False  # step 3 also steps D's Adam on a zero gradient, as the reference code
+                                # (PyTorch 1.x zero_grad): D's second moment decays twice per iteration
     ema_kimg: float = 10.0      # EMA half-life in kimg: beta = 0.5 ** (batch / (1000 * ema_kimg))
     seed: int = 0               # seeds weights, data order and every noise input
     log_kimg: float = 6.0       # one line of stats.jsonl per this many kimg

@@ -5,14 +5,19 @@ With f = softplus (non-saturating loss) and gamma the R1 weight:
   2. F, G:  f(-D(E(G(F(z)))))
   3. E, G:  ||F(z) - E(G(F(z)))||^2   (latent reciprocity; F too if `ae_trains_F`)
 
-Steps 1 and 2 feed G with style mixing (`ALAE.styles`), step 3 with one w per image.
+Steps 1 and 2 feed G with style mixing (`ALAE.styles`), step 3 with one w per image. A step
+takes z as an argument and every other draw from `draws.current()`.
 
 For the MLP networks the trainer runs step 1 as `mlp_step.d_step_mlp`: the same update,
 with its gradients in closed form and fewer matrix products.
 
 `opt_ED` holds E and D, `opt_FG` holds F and G (as the reference code); step 3 steps
 both, and Adam skips every parameter that received no gradient, so each step moves
-only its own networks.
+only its own networks. The reference code ran on PyTorch 1.x, whose `zero_grad` leaves
+zero tensors: its step 3 steps D's Adam on a zero gradient, which moves no weight (beta1
+is 0) but decays D's second-moment average a second time per iteration, so that D's
+steps settle near sqrt(2) times the learning rate. `ae_step(d_zero_step=True)` does the
+same (`train.d_zero_grad_step`).
 
 Each step runs its networks under `autocast` (a context: none for fp32, bf16 autocast for
 mixed precision) and computes its losses, the R1 penalty included, in fp32. Gradients are
@@ -57,12 +62,18 @@ def parameters(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [p for group in opt.param_groups for p in group["params"]]
 
 
-def update(loss: torch.Tensor, *opts: torch.optim.Optimizer) -> None:
-    """Backpropagate `loss` into the parameters of `opts`, average over processes, step."""
+def update(loss: torch.Tensor, *opts: torch.optim.Optimizer, zero: list[torch.Tensor] = ()) -> None:
+    """Backpropagate `loss` into the parameters of `opts`, average over processes, step.
+
+    Parameters in `zero` that `loss` does not reach get a zero gradient instead of none,
+    so that Adam steps them (module docstring)."""
     for opt in opts:
         opt.zero_grad(set_to_none=True)
     # gradients for the parameters only, none for inputs (the real images of R1)
     loss.backward(inputs=[p for opt in opts for p in parameters(opt) if p.requires_grad])
+    for p in zero:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
     apply_gradients(*opts)
 
 
@@ -106,14 +117,17 @@ def g_step(model, opt_FG, z: torch.Tensor, autocast=fp32) -> dict[str, torch.Ten
     return {"loss_g": loss.detach()}
 
 
-def ae_step(model, opt_ED, opt_FG, z: torch.Tensor, trains_F: bool, autocast=fp32) -> dict[str, torch.Tensor]:
-    """Step 3: update E and G so that E(G(w)) gives back w = F(z) (latent autoencoding)."""
+def ae_step(model, opt_ED, opt_FG, z: torch.Tensor, trains_F: bool, autocast=fp32,
+            d_zero_step: bool = False) -> dict[str, torch.Tensor]:
+    """Step 3: update E and G so that E(G(w)) gives back w = F(z) (latent autoencoding).
+
+    `d_zero_step`: D's Adam steps too, on a zero gradient, as in the reference code (module docstring)."""
     with autocast():
         with torch.set_grad_enabled(trains_F):
-            w = model.F(z)
+            w = model.styles(z)
         w_back = full(model.E(model.G(w)))
     loss = (w_back - full(w.detach())).pow(2).mean()
-    update(loss, opt_ED, opt_FG)
+    update(loss, opt_ED, opt_FG, zero=list(model.D.parameters()) if d_zero_step else [])
     return {"loss_ae": loss.detach()}
 
 

@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
-from . import checkpoint
+from . import checkpoint, dist, draws
 from .config import ModelConfig
-from .dist import randn_rows
 from .errors import UserError
 from .nets import mlp, style
 
@@ -66,16 +65,31 @@ class ALAE(nn.Module):
         return 4 * 2**self.G.level if self.growing else self.cfg.resolution
 
     def styles(self, z: torch.Tensor, mix: bool = False) -> torch.Tensor:
-        """F(z); with `mix` (style networks), with probability style_mixing_prob, the style
-        inputs from a random crossover on come from F(z') of a second z' (style-mixing
-        regularisation, section 5). Returns w [N, latent] or ws [N, num_styles, latent]."""
+        """F(z) for a training step, as the reference's `generate` makes it (section 5).
+
+        Style networks: the average w (truncation) moves toward this batch's mean F(z) by
+        1 - w_avg_beta, once per call (the reference calls it in each of the three steps); with
+        `mix`, with probability style_mixing_prob the style inputs from a random crossover on
+        come from F(z') of a second z' (style-mixing regularisation). Every draw comes from
+        `draws.current()`. Returns w [N, latent] or ws [N, num_styles, latent]."""
         w = self.F(z)
-        if not (mix and self.growing and torch.rand(()) < self.cfg.style_mixing_prob):
+        if not self.growing:
             return w
-        w2 = self.F(randn_rows(*z.shape, device=z.device, dtype=z.dtype))
-        crossover = int(torch.randint(1, 2 * (self.G.level + 1) + 1, ()))
+        self.track_w_avg(w)
+        draw = draws.current()
+        if not (mix and draw.mixes(self.cfg.style_mixing_prob)):
+            return w
+        w2 = self.F(draw.z2(z))
+        crossover = draw.crossover(2 * (self.G.level + 1))
         layer = torch.arange(self.G.num_styles, device=w.device)[None, :, None]
         return torch.where(layer < crossover, w[:, None], w2[:, None])
+
+    def track_w_avg(self, w: torch.Tensor) -> None:
+        """Move the average w toward the mean of the batch w (over all processes) by 1 - w_avg_beta."""
+        with torch.no_grad():
+            _, world = dist.world()
+            mean = dist.sum_all(w.detach().float().mean(0)) / world
+            self.w_avg.lerp_(mean.to(self.w_avg.dtype), 1.0 - self.cfg.w_avg_beta)
 
     def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
         """The truncation trick: the first truncation_cutoff style inputs move toward the average w by psi."""

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
-from .dist import randn_rows
+from . import draws
 
 LRELU_SLOPE = 0.2
 HE_GAIN = math.sqrt(2.0)
@@ -126,15 +126,16 @@ class Blur(nn.Module):
 
 
 class NoiseInput(nn.Module):
-    """Per-pixel Gaussian noise scaled by a learned per-channel weight (StyleGAN, section 5)."""
+    """Per-pixel Gaussian noise scaled by a learned per-channel weight (StyleGAN, section 5);
+    `shared`: one noise map for the whole batch (`draws.Draws.noise`)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, shared: bool = False):
         super().__init__()
+        self.shared = shared
         self.weight = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        noise = randn_rows(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
-        return x + self.weight * noise
+        return x + self.weight * draws.current().noise(x, self.shared)
 
 
 def upsample(x: torch.Tensor) -> torch.Tensor:

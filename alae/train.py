@@ -40,7 +40,7 @@ import torch.nn.functional as nnf
 import yaml
 from tqdm import tqdm
 
-from . import checkpoint, dist, schedule
+from . import checkpoint, dist, draws, schedule
 from .config import Config, from_dict
 from .data import source
 from .errors import UserError
@@ -266,7 +266,7 @@ class Trainer:
             raise UserError(f"the batch size {now.batch_size} does not split evenly over {self.world} processes")
         n = now.batch_size // self.world
         shard = dist.Shard(self.rank * n, n, now.batch_size)
-        # every random draw of this step (z, noise inputs, style mixing) comes from this seed,
+        # every random draw of this step (z, noise inputs, style mixing: `draws`) comes from this seed,
         # so that a resumed run makes the same draws as an uninterrupted one
         seed_step(t.seed * 1_000_003 + self.images_seen, self.device)
         # real images in the networks' pixel units: R1 (step 1) is taken with respect to them
@@ -276,9 +276,8 @@ class Trainer:
                 opt_ED, opt_FG = self.optimizers["ED"], self.optimizers["FG"]
                 stats = self.d_step(m, opt_ED, x, self.sample_z(n), t.r1_gamma, self.autocast)
                 stats |= g_step(m, opt_FG, self.sample_z(n), self.autocast)
-                stats |= ae_step(m, opt_ED, opt_FG, self.sample_z(n), t.ae_trains_F, self.autocast)
-                if m.growing:  # the average w, for the truncation trick of the style networks
-                    self.track_w_avg(now.batch_size)
+                stats |= ae_step(m, opt_ED, opt_FG, self.sample_z(n), t.ae_trains_F, self.autocast,
+                                 t.d_zero_grad_step)
             elif self.cfg.model.kind == "vae":
                 stats = vae_step(m, self.optimizers["EG"], x, self.cfg.model.vae_beta, self.autocast)
             else:
@@ -288,16 +287,9 @@ class Trainer:
         self.steps += 1
         return stats | ({"level": now.level, "blend": now.blend} if m.growing else {})
 
-    def track_w_avg(self, batch_size: int) -> None:
-        """Move the average w toward the mean F(z) of a fresh batch, drawn over the global
-        batch so that it is the same in every process."""
-        with torch.no_grad():
-            w = self.model.F(torch.randn(batch_size, self.cfg.model.latent_size).to(self.device))
-            self.model.w_avg.lerp_(w.mean(0), 1.0 - self.cfg.model.w_avg_beta)
-
     def sample_z(self, n: int) -> torch.Tensor:
-        """z ~ N(0, I), this process's n rows, drawn on the CPU so that a run makes the same draws on any device."""
-        return dist.randn_rows(n, self.cfg.model.latent_size).to(self.device)
+        """A step's z ~ N(0, I), this process's n rows (`draws.Draws.z`), on the training device."""
+        return draws.current().z(n, self.cfg.model.latent_size).to(self.device)
 
     def update_ema(self, batch_size: int) -> None:
         """EMA of the weights with half-life ema_kimg; buffers (the average w) are copied."""

@@ -31,6 +31,8 @@ from alae.train import train
 
 VARIANTS = {
     "today": [],
+    "D zero-gradient step": ["train.d_zero_grad_step=true"],
+    "no D zero-gradient step": ["train.d_zero_grad_step=false"],
     "R1 gamma 1": ["train.r1_gamma=1"],
     "R1 gamma 0.1": ["train.r1_gamma=0.1"],
     "lr 0.003": ["train.lr=0.003"],

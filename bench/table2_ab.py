@@ -27,6 +27,8 @@ REFERENCE = ["model.e_out_slope=0.01", "model.g_slope=0.01", "model.d_nonlinear=
              "model.g_out_slope=1"]
 VARIANTS = {
     "today": [],
+    "D zero-gradient step": ["train.d_zero_grad_step=true"],
+    "no D zero-gradient step": ["train.d_zero_grad_step=false"],
     "reference": REFERENCE,
     "e_out_slope 0.01": REFERENCE[:1],
     "g_slope 0.01": REFERENCE[1:2],

@@ -2,7 +2,8 @@
 
 G is StyleGAN's synthesis network: a learned constant 4x4 input, then per level an
 upsampling 3x3 convolution with blur, per-pixel noise, bias, leaky ReLU, instance norm
-and AdaIN, twice, each time with its own style input; a to-RGB 1x1 convolution per
+and AdaIN, twice, each time with its own style input (per-pixel noise is one map per
+image, but on the constant input one map for the batch, as the reference); a to-RGB 1x1 convolution per
 level (equalized-lr gain 0.03, so that a new G starts near a grey image) lets a new
 level fade in. E mirrors G: per level a 3x3 convolution, then blur, a 3x3 convolution
 and 2x2 average pooling, each followed by bias and leaky ReLU; after each an instance
@@ -70,7 +71,8 @@ class GBlock(nn.Module):
             self.conv_1 = EqualConv2d(in_ch, out_ch, 3, bias=False)
             self.blur = Blur(out_ch)
         self.conv_2 = EqualConv2d(out_ch, out_ch, 3, bias=False)
-        self.noise = nn.ModuleList([NoiseInput(out_ch), NoiseInput(out_ch)])
+        # the constant input is one map for the batch until the first AdaIN: its noise is one map too
+        self.noise = nn.ModuleList([NoiseInput(out_ch, shared=self.first), NoiseInput(out_ch)])
         self.bias = nn.Parameter(torch.zeros(2, out_ch))
         self.style = nn.ModuleList([EqualLinear(latent_size, 2 * out_ch, gain=1.0) for _ in range(2)])
 
@@ -80,7 +82,7 @@ class GBlock(nn.Module):
         return adain(instance_norm(x), self.style[i](w))
 
     def forward(self, x: torch.Tensor | None, w1: torch.Tensor, w2: torch.Tensor, noise: bool) -> torch.Tensor:
-        x = self.const.expand(w1.shape[0], -1, -1, -1) if self.first else self.blur(self.conv_1.up(x))
+        x = self.const if self.first else self.blur(self.conv_1.up(x))  # [1, C, 4, 4] until AdaIN broadcasts it
         x = self._layer(x, 0, w1, noise)
         return self._layer(self.conv_2(x), 1, w2, noise)
 

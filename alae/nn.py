@@ -146,6 +146,12 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
     return nnf.avg_pool2d(x, 2)
 
 
+def fade_in(x: torch.Tensor, blend: float) -> torch.Tensor:
+    """Real images while a new level fades in (section 5): blended with their copy at half the
+    resolution, nearest-upsampled, by weight `blend` (the reference's train_alae.py)."""
+    return x if blend >= 1 else torch.lerp(upsample(downsample(x)), x, blend)
+
+
 def instance_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Each channel of each image to zero mean and unit variance (G's layers, before AdaIN)."""
     return nnf.instance_norm(x, eps=eps)

@@ -47,7 +47,7 @@ from .errors import UserError
 from .losses import ae_step, d_step, g_step, pixel_step, vae_step
 from .mlp_step import d_step_mlp
 from .model import ALAE
-from .nn import downsample, upsample
+from .nn import fade_in
 
 CONFIG_FILE = "config.yaml"
 STATS_FILE = "stats.jsonl"
@@ -133,9 +133,7 @@ class DataStream:
         x = self._take(start, size)
         if resolution is not None and resolution < x.shape[-1]:
             x = nnf.avg_pool2d(x, x.shape[-1] // resolution)
-        if blend < 1:
-            x = torch.lerp(upsample(downsample(x)), x, blend)
-        return x
+        return fade_in(x, blend)
 
     def _take(self, start: int, size: int) -> torch.Tensor:
         n = len(self.rows)

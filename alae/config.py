@@ -60,6 +60,10 @@ class TrainConfig:
     lr: float = 0.002           # Adam learning rate of every optimizer (unless level_lr gives one per level)
     level_kimg: float = 600.0   # images per level of progressive growing (style), in kimg
     fade_kimg: float = 300.0    # the first this many kimg of a new level fade it in (style)
+    level_epochs: int = 0       # style: levels counted in epochs, as the reference's lod_driver (alae/schedule.py);
+                                # 0: in kimg (level_kimg, fade_kimg)
+    blend_size: int = 0         # style, with level_epochs: the dataset size the reference's fade counts by
+                                # (its DATASET.SIZE); 0: the training set's size
     level_batch: list[int] = field(default_factory=list)  # batch per level, 4x4 first; the last repeats
     level_lr: list[float] = field(default_factory=list)   # learning rate per level, 4x4 first; the last repeats
     lr_rampdown: float = 0.0    # over this last fraction of train.kimg the learning rate falls to 0 (sine ease);
@@ -85,6 +89,8 @@ class DataConfig:
     dataset: str = "mnist"      # "mnist", "fashion-mnist" (style nets see them padded to 32x32),
                                 # or the folder of a dataset made by `alae dataset make`
     root: str = ""              # folder with the idx files; empty uses the bundled copy
+    mirror: bool = False        # flip half the training images horizontally, picked anew each epoch from the seed
+                                # (the reference's DATASET.FLIP_IMAGES: on for faces and bedrooms, off for MNIST)
     split: str = "dw"           # MNIST family: "dw" trains on the official 60k training images (Table 2's
                                 # DW protocol), "sw" on the 50k SW train part only (its SW protocol)
 
@@ -204,6 +210,9 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"config key train.lr_rampdown: a fraction of training, from 0 to 1; got {cfg.train.lr_rampdown}")
     if cfg.train.r1_gamma < 0:
         raise UserError(f"config key train.r1_gamma: must be >= 0, got {cfg.train.r1_gamma}")
+    for name in ("level_epochs", "blend_size"):
+        if getattr(cfg.train, name) < 0:
+            raise UserError(f"config key train.{name}: must be >= 0, got {getattr(cfg.train, name)}")
     if cfg.train.threads < 0:
         raise UserError(f"config key train.threads: must be >= 0, got {cfg.train.threads}")
     if not (cfg.train.device in ("auto", "cpu", "cuda") or cfg.train.device.startswith("cuda:")):

@@ -30,6 +30,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -102,26 +103,31 @@ def keep_freed_memory() -> None:
 
 
 class DataStream:
-    """Real images in a fixed order: stream position p is image rows[perm_(p // N)[p % N]].
+    """Real images in a fixed order: stream position p is image rows[perm_(p // N)[p % N]], with
+    `mirror` flipped horizontally where flips_(p // N)[p % N] (the reference's mirror augmentation).
 
-    `images` is uint8 [M, C, H, W], in memory or memory-mapped; `rows` picks the N
-    training images among them.
+    `images` is uint8 [M, C, H, W], in memory or memory-mapped; `rows` picks the N training
+    images among them. Epoch k's permutation and flips come from the seed and k alone, so a
+    resumed run sees the same images.
     """
 
-    def __init__(self, images: np.ndarray, rows: np.ndarray, seed: int, device: torch.device):
+    def __init__(self, images: np.ndarray, rows: np.ndarray, seed: int, device: torch.device, mirror: bool = False):
         self.images, self.rows, self.seed, self.device = images, torch.as_tensor(rows), seed, device
-        self._epoch, self._perm = -1, None
+        self.mirror = mirror
+        self._epoch, self._perm, self._flips = -1, None, None
         if len(rows) == 0:
             raise UserError("the training set is empty")
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _permutation(self, epoch: int) -> torch.Tensor:
+    def _order(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Epoch `epoch`'s image rows in stream order, and which of them are flipped."""
         if epoch != self._epoch:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, self.rows[torch.randperm(len(self.rows), generator=gen)]
-        return self._perm
+            self._flips = torch.randint(0, 2, (len(self.rows),), generator=gen).bool() if self.mirror else None
+        return self._perm, self._flips
 
     def batch(self, start: int, size: int, resolution: int | None = None, blend: float = 1.0) -> torch.Tensor:
         """Images at stream positions [start, start + size) as floats in [0, 1].
@@ -139,11 +145,17 @@ class DataStream:
         n = len(self.rows)
         pos = torch.arange(start, start + size)
         epoch = pos.div(n, rounding_mode="floor")
-        idx = torch.empty(size, dtype=torch.long)
+        idx, flip = torch.empty(size, dtype=torch.long), torch.zeros(size, dtype=torch.bool)
         for k in epoch.unique().tolist():
             here = epoch == k
-            idx[here] = self._permutation(k)[pos[here] % n]
-        return torch.from_numpy(np.ascontiguousarray(self.images[idx.numpy()])).to(self.device).float() / 255.0
+            perm, flips = self._order(k)
+            idx[here] = perm[pos[here] % n]
+            if flips is not None:
+                flip[here] = flips[pos[here] % n]
+        x = torch.from_numpy(np.ascontiguousarray(self.images[idx.numpy()]))
+        if flip.any():
+            x[flip] = x[flip].flip(-1)
+        return x.to(self.device).float() / 255.0
 
 
 class Stopped(Exception):
@@ -227,9 +239,9 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.ema_params, self.model_params = list(self.ema.parameters()), list(self.model.parameters())
         self.ema_buffers, self.model_buffers = list(self.ema.buffers()), list(self.model.buffers())
-        self.stream = DataStream(*(data or source.images(cfg)[:2]), t.seed, self.device)
+        self.stream = DataStream(*(data or source.images(cfg)[:2]), t.seed, self.device, cfg.data.mirror)
         self.images_seen = self.steps = 0
-        start = schedule.phase(cfg, 0)
+        start = schedule.phase(cfg, 0, len(self.stream))
         self.level, self.blend = start.level, start.blend
         self.optimizers = self.build_optimizers(start.lr)
 
@@ -251,7 +263,7 @@ class Trainer:
         """One iteration on this process's shard of the global batch; statistics as 0-dim tensors
         of this process (`settle` averages them over processes)."""
         t, m = self.cfg.train, self.model
-        now = schedule.phase(self.cfg, self.images_seen)
+        now = schedule.phase(self.cfg, self.images_seen, len(self.stream))
         if now.level != self.level:
             self.level, self.optimizers = now.level, self.build_optimizers(now.lr)
         for opt in self.optimizers.values():
@@ -462,6 +474,9 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
     if rank == 0:
         truncate_stats(stats_path, trainer.images_seen)
     log_every, ckpt_every = int(t.log_kimg * 1000), int(t.checkpoint_kimg * 1000)
+    note = schedule.growth_note(cfg, total, len(trainer.stream))
+    if note and rank == 0:
+        print(note, file=sys.stderr)
     if progress:
         print(f"training {cfg.model.kind} ({cfg.model.net}) for {t.kimg:g} kimg "
               f"({total / len(trainer.stream):.1f} epochs) into {run}; the bar shows the time left")

@@ -80,5 +80,5 @@ def test_epochs_count_passes_over_the_training_set(tmp_path, packed_fashion):
     args = build_parser().parse_args(["train", "--out", str(tmp_path / "r"), "--epochs", "0.5"])
     assert resolve_config(args).train.kimg == 30.0  # half of MNIST's 60k
     args = build_parser().parse_args(["train", "--config", "fashion-style", "--out", str(tmp_path / "s"),
-                                      "--epochs", "2", "--set", f"data.dataset={packed_fashion[0]}"])
+                                      "--epochs", "2", "--set", f"data.dataset={packed_fashion[0]}", "--set", "data.split=dw"])
     assert resolve_config(args).train.kimg == 120.0

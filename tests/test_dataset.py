@@ -75,6 +75,6 @@ def test_training_streams_from_a_packed_folder(messy_folder, tmp_path):
     from alae.train import train
     packed.make(str(messy_folder), tmp_path / "p", 16, channels=1, test_fraction=0.2)
     cfg = config.load("mnist-style", TINY_STYLE + ["model.resolution=16", f"data.dataset={tmp_path / 'p'}",
-                                                   "train.kimg=0.064"])
+                                                   "data.split=dw", "train.kimg=0.064"])
     trainer = train(cfg, tmp_path / "run", progress=False)
     assert trainer.images_seen == 64 and len(trainer.stream) == 4

@@ -229,3 +229,23 @@ def test_step_3_minimises_the_squared_latent_error_against_a_fixed_target(tiny_c
         close(got_a, grad_a)
     else:
         assert got_a is None
+
+
+@pytest.mark.parametrize("d_zero_step", [False, True])
+def test_step_3_steps_D_on_a_zero_gradient_only_when_asked(tiny_model, d_zero_step):
+    """train.d_zero_grad_step: as the reference under PyTorch 1.x, step 3 steps D's Adam on a zero
+    gradient: D's weights stay, its step count rises and its second moment decays by beta2. Without
+    it, step 3 leaves D's Adam state as step 1 left it."""
+    opt_ED, opt_FG = optimizers(tiny_model)
+    x, z = torch.rand(8, 1, 28, 28), torch.randn(8, 8)
+    d_step(tiny_model, opt_ED, x, z, 10.0)
+    params = list(tiny_model.D.parameters())
+    weights = [p.detach().clone() for p in params]
+    steps = [float(opt_ED.state[p]["step"]) for p in params]
+    second = [opt_ED.state[p]["exp_avg_sq"].clone() for p in params]
+    ae_step(tiny_model, opt_ED, opt_FG, z, trains_F=False, d_zero_step=d_zero_step)
+    beta2 = opt_ED.param_groups[0]["betas"][1]
+    for p, w, n, v in zip(params, weights, steps, second):
+        assert torch.equal(p.detach(), w)
+        assert float(opt_ED.state[p]["step"]) == n + d_zero_step
+        torch.testing.assert_close(opt_ED.state[p]["exp_avg_sq"], v * beta2 if d_zero_step else v, rtol=0, atol=0)

@@ -180,7 +180,7 @@ def fixed_style_run(tmp_path_factory):
     from alae import config
     from alae.train import Trainer, prepare_run
     from tests.test_style_training import TINY_STYLE
-    cfg = config.load("mnist-style", TINY_STYLE)
+    cfg = config.load("mnist-style", TINY_STYLE + ["data.split=dw"])
     run = tmp_path_factory.mktemp("fixed-style") / "run"
     prepare_run(run, cfg, resume=False, force=False)
     trainer = Trainer(cfg, run)

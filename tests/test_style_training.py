@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,7 +13,7 @@ from alae.train import Trainer, train
 
 TINY_STYLE = ["model.latent_size=8", "model.start_ch=4", "model.max_ch=8", "model.f_layers=2",
               "train.level_kimg=0.064", "train.fade_kimg=0.032", "train.level_batch=[8, 8, 8, 4]",
-              "train.log_kimg=0.016", "train.checkpoint_kimg=0.5"]
+              "train.level_epochs=0", "train.log_kimg=0.016", "train.checkpoint_kimg=0.5"]
 
 
 def tiny_style(*extra):
@@ -143,3 +144,49 @@ def test_loaded_style_model_encodes_decodes_and_generates(tmp_path):
     assert w.shape == (3, 8) and model.resolution == 4
     assert model.decode(w).shape == (3, 1, 4, 4)
     assert torch.equal(model.generate(2, seed=0, truncation=0.7), model.generate(2, seed=0, truncation=0.7))
+
+
+def test_mirror_flips_half_the_images_each_epoch_anew_and_resume_stays_exact(tmp_path):
+    """data.mirror (the reference's FLIP_IMAGES): each image of an epoch is shown mirrored or not,
+    half of them mirrored, picked again each epoch from the seed; without it nothing is flipped.
+    A run with mirroring resumed across an epoch boundary equals the uninterrupted run."""
+    from alae.train import DataStream
+    images = torch.arange(400, dtype=torch.uint8).view(100, 1, 2, 2).numpy()
+    plain = DataStream(images, np.arange(100), seed=5, device=torch.device("cpu"))
+    mirrored = DataStream(images, np.arange(100), seed=5, device=torch.device("cpu"), mirror=True)
+    a, b = plain.batch(0, 300), mirrored.batch(0, 300)
+    flipped = torch.tensor([not torch.equal(x, y) for x, y in zip(a, b)])
+    assert all(torch.equal(x.flip(-1), y) for x, y, f in zip(a, b, flipped) if f)
+    assert 35 <= int(flipped[:100].sum()) <= 65
+    assert not torch.equal(flipped[:100], flipped[100:200])  # picked anew each epoch
+    assert torch.equal(DataStream(images, np.arange(100), seed=5, device=torch.device("cpu"), mirror=True)
+                       .batch(150, 20), b[150:170])
+    # 10 training digits make an epoch of 10 images: the runs cross several epochs
+    cfg = ["train.kimg=0.144", "data.mirror=true"]
+    digits = (np.random.default_rng(0).integers(0, 256, (10, 1, 32, 32), dtype=np.uint8), np.arange(10))
+    straight = Trainer(tiny_style(*cfg), tmp_path / "straight", data=digits)
+    for _ in range(18):
+        straight.step()
+    first = Trainer(tiny_style(*cfg), tmp_path / "split", data=digits)
+    for _ in range(7):
+        first.step()
+    first.save()
+    resumed = Trainer(tiny_style(*cfg), tmp_path / "split", data=digits)
+    resumed.restore(first.save())
+    for _ in range(11):
+        resumed.step()
+    for (name, x), y in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(x, y), name
+    unmirrored = Trainer(tiny_style("train.kimg=0.144"), tmp_path / "plain", data=digits)
+    for _ in range(18):
+        unmirrored.step()
+    assert not torch.equal(unmirrored.model.E.blocks[0].conv_1.weight, straight.model.E.blocks[0].conv_1.weight)
+
+
+def test_a_run_that_ends_below_the_top_level_says_so_in_one_line(tmp_path, capsys):
+    train(tiny_style("train.kimg=0.032"), tmp_path / "short", progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["note: training ends after 0.032 kimg at level 0 (4x4); this schedule reaches 32x32 after "
+                   "0.192 kimg: raise --kimg or shorten the levels (train.level_kimg, or train.level_epochs)"]
+    train(tiny_style("train.kimg=0.2"), tmp_path / "full", progress=False)
+    assert capsys.readouterr().err == ""

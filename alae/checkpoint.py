@@ -215,7 +215,8 @@ def load_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix:
         raise UserError(f"{origin} does not match this architecture: missing {missing[:3]}, unexpected {extra[:3]}")
     for name, value in sorted(given.items()):
         if value.shape != own[name].shape:
-            raise UserError(f"{origin}: {prefix}{name} has shape {tuple(value.shape)}, the model expects {tuple(own[name].shape)}")
+            raise UserError(f"{origin}: {prefix}{name} has shape {tuple(value.shape)}, "
+                            f"the model expects {tuple(own[name].shape)}")
     module.load_state_dict(given)
 
 

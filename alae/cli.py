@@ -11,19 +11,32 @@ import json
 import sys
 from pathlib import Path
 
+from . import __version__, dist
 from . import config as config_mod
-from . import dist
 from .errors import UserError
+
 
 class Parser(argparse.ArgumentParser):
     """argparse that reports its errors through UserError (one line, exit 2)."""
 
     def error(self, message: str):
-        raise UserError(f"{self.prog}: {message}")
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def port_number(text: str) -> int:
+    """A TCP port for --port, refused in one line outside 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port lies from 0 to 65535, got {port}")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="alae", description="Adversarial Latent Autoencoders: train, evaluate, draw.")
+    parser.add_argument("--version", action="version", version=f"alae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     train = sub.add_parser("train", help="train a model into a run directory, then write its report")
@@ -140,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("serve", help="web demo: encode, edit, mix, generate and interpolate in a browser")
     srv.add_argument("run", type=Path)
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    srv.add_argument("--port", type=int, default=7860)
+    srv.add_argument("--port", type=port_number, default=7860, help="TCP port, 0 to 65535 (0: any free one)")
     return parser
 
 

@@ -52,12 +52,13 @@ class Draws:
         return randn_rows(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
 
 
-_current: contextvars.ContextVar[Draws] = contextvars.ContextVar("draws", default=Draws())
+_DEFAULT = Draws()
+_current: contextvars.ContextVar[Draws | None] = contextvars.ContextVar("draws", default=None)
 
 
 def current() -> Draws:
     """The draws of the step now running."""
-    return _current.get()
+    return _current.get() or _DEFAULT
 
 
 @contextlib.contextmanager

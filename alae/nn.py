@@ -161,7 +161,8 @@ def instance_norm_style(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tenso
     """Instance norm that also returns what it removed: the style [mean; std] per channel (eq. 9).
 
     As the reference's E: the map is normalised with `eps` added to the variance (1e-5, torch's
-    InstanceNorm2d default, which the reference uses there), the style's std is the plain one; STD_FLOOR inside its root only keeps the gradient finite for a
+    InstanceNorm2d default, which the reference uses there), the style's std is the plain one;
+    STD_FLOOR inside its root only keeps the gradient finite for a
     constant channel (a blank image): it changes a std by at most 1e-5, one of 0.01 by 5e-9.
     Reductions over the flattened last axis run several times faster on the CPU than
     var_mean over two axes; everything is plain ops, so R1's double backward runs through.

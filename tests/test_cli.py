@@ -27,13 +27,26 @@ def run_cli(capsys, *argv):
     (["train", "--out", "x", "--epochs", "1", "--kimg", "2"], "not allowed with argument"),
     (["train"], "the following arguments are required: --out"),
     (["frobnicate"], "invalid choice"),
+    (["generate"], "the following arguments are required: run, --out (see alae generate --help)"),
+    (["serve", "no/such/run", "--port", "99999"], "argument --port: a port lies from 0 to 65535, got 99999"),
+    (["import", "text.pth", "--out", "r"], "text.pth is not a readable torch checkpoint"),
+    (["import", "noise.pth", "--out", "r"], "noise.pth "),  # refused, as unreadable or as holding objects
 ])
 def test_user_errors_are_one_line_with_exit_2(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "text.pth").write_text("hello\n")
+    (tmp_path / "noise.pth").write_bytes(bytes(range(256)) * 20)
     code, err = run_cli(capsys, *argv)
     assert code == 2
-    assert len(err.splitlines()) == 1 and err.startswith("alae: error: ")
+    assert len(err.splitlines()) == 1 and err.startswith("alae: error: ") and "error: alae" not in err
     assert message in err
+
+
+def test_version_is_printed(capsys):
+    import alae
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"alae {alae.__version__}"
 
 
 def test_config_file_errors_name_the_key(capsys, tmp_path):

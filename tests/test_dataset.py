@@ -70,9 +70,9 @@ def test_mnist_packs_with_the_official_split(packed_fashion):
 
 
 def test_training_streams_from_a_packed_folder(messy_folder, tmp_path):
-    from tests.test_style_training import TINY_STYLE
     from alae import config
     from alae.train import train
+    from tests.test_style_training import TINY_STYLE
     packed.make(str(messy_folder), tmp_path / "p", 16, channels=1, test_fraction=0.2)
     cfg = config.load("mnist-style", TINY_STYLE + ["model.resolution=16", f"data.dataset={tmp_path / 'p'}",
                                                    "data.split=dw", "train.kimg=0.064"])

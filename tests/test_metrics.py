@@ -140,8 +140,12 @@ def test_ppl_in_w_of_a_linear_generator_is_the_squared_step_length():
     whatever t and eps; with F the identity w0, w1 are the endpoints' z."""
     torch.manual_seed(0)
     A = torch.randn(3 * 4 * 4, 6)
-    generate = lambda w: (w.double() @ A.double().T).view(-1, 3, 4, 4)
-    mapping = lambda z: z
+    def generate(w):
+        return (w.double() @ A.double().T).view(-1, 3, 4, 4)
+
+    def mapping(z):
+        return z
+
     for sampling in ppl.SAMPLINGS:
         lengths = ppl.path_lengths(generate, mapping, squared_distance, 6, "w", sampling, 0, 50, seed=3, eps=1e-3)
         z0, z1, _, _ = ppl.endpoints(0, 50, 6, sampling, seed=3)
@@ -152,7 +156,9 @@ def test_ppl_in_w_of_a_linear_generator_is_the_squared_step_length():
 def test_ppl_in_z_of_the_identity_generator_is_the_squared_angle():
     """slerp moves at angular speed theta (the angle between z0 and z1) on the unit sphere, so with
     G = F = identity and d = squared L2 the path element is (2 theta)^2 to first order in eps."""
-    identity = lambda w: w.double().view(-1, 1, 2, 4)
+    def identity(w):
+        return w.double().view(-1, 1, 2, 4)
+
     lengths = ppl.path_lengths(identity, lambda z: z, squared_distance, 8, "z", "full", 0, 40, seed=1, eps=1e-4)
     z0, z1, _, _ = ppl.endpoints(0, 40, 8, "full", seed=1)
     theta = torch.acos((z0 / z0.norm(dim=1, keepdim=True) * z1 / z1.norm(dim=1, keepdim=True)).sum(1))
@@ -194,7 +200,8 @@ def fixed_style_run(tmp_path_factory):
 # The metrics of fixed_style_run on 4 images (pairs) with seed 0, as this implementation computes
 # them: a regression pin. Between 1 and 2 threads FID moves by about 1e-7 and PPL (a finite
 # difference in float32) by about 5e-5, relative; LPIPS not at all.
-PINNED_METRICS = {"fid": 359.9052, "fid_rec": 338.1021, "fid_real": 137.9068, "ppl_wend": 26.053, "ppl_zfull": 41.719, "lpips_rec": 0.790968}
+PINNED_METRICS = {"fid": 359.9052, "fid_rec": 338.1021, "fid_real": 137.9068, "ppl_wend": 26.053, "ppl_zfull": 41.719,
+                  "lpips_rec": 0.790968}
 
 
 @needs_networks

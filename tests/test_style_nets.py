@@ -4,8 +4,8 @@ reference's initial scales. tests/test_reference_style.py checks them against th
 import pytest
 import torch
 
-from alae.nn import upsample, downsample
 from alae.nets.style import EncoderE, GeneratorG, block_channels
+from alae.nn import downsample, upsample
 
 LEVELS, LATENT = 4, 16
 

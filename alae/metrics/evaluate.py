@@ -123,7 +123,8 @@ class Evaluator:
     # each returns (value, number of images or pairs it used)
     def fid(self) -> tuple[float, int]:
         real = self._part("train")
-        fake = self._stats(lambda a, b: self.model.generate(b - a, seed=self.seed * 1_000_003 + a), real.count, "fid: generations")
+        fake = self._stats(lambda a, b: self.model.generate(b - a, seed=self.seed * 1_000_003 + a), real.count,
+                           "fid: generations")
         return fid.fid_from_stats(self.real_stats(real, "fid: training images"), fake), real.count
 
     def fid_rec(self) -> tuple[float, int]:
@@ -154,7 +155,8 @@ class Evaluator:
             for start, stop in self._my_batches(self.num, f"ppl_{space}{sampling}"):
                 lengths.append(ppl.path_lengths(m.decode, m.map, self.lpips, m.cfg.latent_size, space, sampling,
                                                 start, stop, self.seed, crop=self.crop))
-        return ppl.trimmed_mean(dist.gather_all(torch.cat(lengths) if lengths else torch.zeros(0, dtype=torch.float64)).numpy()), self.num
+        mine = torch.cat(lengths) if lengths else torch.zeros(0, dtype=torch.float64)
+        return ppl.trimmed_mean(dist.gather_all(mine).numpy()), self.num
 
     def compute(self, name: str) -> tuple[float, int]:
         if name.startswith("ppl_"):
@@ -175,7 +177,8 @@ def run_metrics(run: Path, names: str, num: int, batch: int = 64, device: str = 
     for name in parse(names, ev.model.growing):
         t0 = time.perf_counter()
         value, used = ev.compute(name)
-        row = {"metric": name, "value": value, "num": used, "checkpoint": ev.checkpoint, "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
+        row = {"metric": name, "value": value, "num": used, "checkpoint": ev.checkpoint, "seed": seed,
+               "seconds": round(time.perf_counter() - t0, 1),
                "processes": ev.world, "device": str(ev.device), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         if name.startswith("ppl_"):
             row["crop"] = crop

@@ -39,8 +39,12 @@ def endpoints(start: int, stop: int, latent: int, sampling: str, seed: int) -> t
     """z0, z1 [n, latent], t [n] and a noise seed for pairs start .. stop - 1, from (seed, start)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
     n = stop - start
-    z0, z1 = torch.randn(n, latent, generator=gen, dtype=torch.float64), torch.randn(n, latent, generator=gen, dtype=torch.float64)
-    t = torch.rand(n, generator=gen, dtype=torch.float64) if sampling == "full" else torch.randint(0, 2, (n,), generator=gen).double()
+    z0 = torch.randn(n, latent, generator=gen, dtype=torch.float64)
+    z1 = torch.randn(n, latent, generator=gen, dtype=torch.float64)
+    if sampling == "full":
+        t = torch.rand(n, generator=gen, dtype=torch.float64)
+    else:
+        t = torch.randint(0, 2, (n,), generator=gen).double()
     return z0, z1, t, int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
 
 

@@ -178,7 +178,8 @@ def markdown(summary: dict, runs: dict[str, list[str]], kind: str, notes: list[s
         "",
         f"Accuracy in %, written short / long features; trials (independently trained models) per protocol: {trials}.",
         f"1NN: exact Euclidean nearest neighbour. Linear SVM: scikit-learn LinearSVC, C = {SVM_C}, "
-        f"max_iter {SVM_MAX_ITER}, {SVM_SOLVER} solver, raw unscaled features (the reference code's setting), no parameter chosen on test data.",
+        f"max_iter {SVM_MAX_ITER}, {SVM_SOLVER} solver, raw unscaled features (the reference code's setting), "
+        f"no parameter chosen on test data.",
         "SW: models trained on the official train set's 50k SW train part (fixed seed), scored on its other 10k. "
         "DW: models trained on the official 60k train set, scored on the official 10k test set.",
         "",

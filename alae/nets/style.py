@@ -37,8 +37,18 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..nn import (Blur, EqualConv2d, EqualLinear, NoiseInput, adain, downsample, instance_norm, instance_norm_style,
-                  leaky_relu, upsample)
+from ..nn import (
+    Blur,
+    EqualConv2d,
+    EqualLinear,
+    NoiseInput,
+    adain,
+    downsample,
+    instance_norm,
+    instance_norm_style,
+    leaky_relu,
+    upsample,
+)
 
 TO_RGB_GAIN = 0.03  # equalized-lr gain of G's to-RGB layers in the reference code
 

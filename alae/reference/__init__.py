@@ -54,7 +54,8 @@ def read(path: Path) -> dict[str, dict[str, torch.Tensor]]:
             raise UserError(f"{path} holds objects other than tensors and plain containers; refused, "
                             f"since loading them could run code") from None
         raise UserError(f"{path} is not a readable torch checkpoint (truncated or damaged)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError):
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, TypeError,
+            AttributeError, UnicodeDecodeError):  # what torch's reader raises on text or random bytes
         raise UserError(f"{path} is not a readable torch checkpoint (truncated or damaged)") from None
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict) or not all(

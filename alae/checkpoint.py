@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -41,11 +42,41 @@ def list_checkpoints(run: Path) -> list[Path]:
 
 
 def latest(run: Path) -> Path:
-    """The newest whole checkpoint of a run (temporary files of unfinished writes are not checkpoints)."""
+    """The newest whole checkpoint of a run (temporary files of unfinished writes are not checkpoints).
+
+    A newest checkpoint that is truncated or has no readable header (damaged after it was
+    written) is passed over for the next older whole one, with a one-line warning naming
+    it; if none is whole, reading the newest raises its error."""
     found = list_checkpoints(run)
     if not found:
         raise UserError(f"no checkpoint in {checkpoint_dir(run)}")
+    for path in reversed(found):
+        if is_whole(path):
+            if path != found[-1]:
+                damaged = ", ".join(p.name for p in found[found.index(path) + 1:])
+                print(f"warning: damaged checkpoint {damaged} in {checkpoint_dir(run)}; using {path.name}",
+                      file=sys.stderr)
+            return path
+    load(found[-1])  # raises the reason it cannot be read
     return found[-1]
+
+
+def is_whole(path: Path) -> bool:
+    """Whether a checkpoint file holds its whole safetensors header and every byte the header
+    promises (a check of its length, without reading the tensors)."""
+    try:
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+            size = int.from_bytes(prefix, "little")
+            header = _safetensors_header(prefix + f.read(size))
+            length = os.fstat(f.fileno()).st_size
+    except OSError:
+        return False
+    if header is None:
+        return False
+    ends = [v["data_offsets"][1] for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and isinstance(v.get("data_offsets"), list)]
+    return length == 8 + size + max(ends, default=0)
 
 
 def _fsync_dir(folder: Path) -> None:

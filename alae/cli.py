@@ -23,6 +23,10 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
+MAX_SHEET = 1024  # images on one generated sheet
+MAX_SHEET_PIXELS = 2**26  # and at most 64 megapixels of them (64 images at 1024x1024), a PNG readers open
+
+
 def port_number(text: str) -> int:
     """A TCP port for --port, refused in one line outside 0 to 65535."""
     try:
@@ -100,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true", help="replace an existing --out")
     gen = sub.add_parser("generate", help="a grid of generated images G(F(z))")
     gen.add_argument("run", type=Path)
-    gen.add_argument("--num", type=int, default=16, help="number of images")
+    gen.add_argument("--num", type=int, default=16,
+                     help=f"number of images, at most {MAX_SHEET} and {MAX_SHEET_PIXELS >> 20} megapixels (one sheet)")
     gen.add_argument("--truncation", type=float, help="truncation psi toward the average w (style networks)")
     gen.add_argument("--seed", type=int, default=0, help="seed of z and of G's noise inputs")
     gen.add_argument("--out", type=Path, required=True, help="image file to write (png, jpg, ...)")
@@ -284,8 +289,10 @@ def cmd_figure(args) -> None:
     def read(paths):
         return images.load_images(paths, model.resolution, model.cfg.channels)
     if args.command == "generate":
-        if args.num < 1:
-            raise UserError("--num must be at least 1")
+        most = max(1, min(MAX_SHEET, MAX_SHEET_PIXELS // model.resolution**2))
+        if not 1 <= args.num <= most:
+            raise UserError(f"--num must lie from 1 to {most} at {model.resolution}x{model.resolution} (one image "
+                            f"sheet; call again with other --seed values for more)")
         sheet = figures.generations(model, args.num, args.seed, (args.truncation,))
     elif args.command == "reconstruct":
         sheet = figures.reconstructions(model, read(args.images))

@@ -95,3 +95,8 @@ def test_epochs_count_passes_over_the_training_set(tmp_path, packed_fashion):
     args = build_parser().parse_args(["train", "--config", "fashion-style", "--out", str(tmp_path / "s"),
                                       "--epochs", "2", "--set", f"data.dataset={packed_fashion[0]}", "--set", "data.split=dw"])
     assert resolve_config(args).train.kimg == 120.0
+
+
+def test_generate_refuses_a_sheet_no_reader_opens(capsys, mlp_run, tmp_path):
+    code, err = run_cli(capsys, "generate", str(mlp_run), "--num", "100000", "--out", str(tmp_path / "g.png"))
+    assert code == 2 and "--num must lie from 1 to 1024 at 28x28" in err and not (tmp_path / "g.png").exists()

@@ -58,7 +58,7 @@ def test_generate_reconstruct_mix_interpolate_write_images(style_run, digit_file
 @pytest.mark.parametrize("argv,message", [
     (["reconstruct", "RUN", "missing.png"], "image not found: missing.png"),
     (["reconstruct", "RUN", "NOTIMAGE"], "cannot read image"),
-    (["generate", "RUN", "--num", "0"], "--num must be at least 1"),
+    (["generate", "RUN", "--num", "0"], "--num must lie from 1 to 1024 at 32x32"),
     (["generate", "no/run", "--num", "2"], "run directory not found"),
 ])
 def test_figure_command_errors_are_one_line(style_run, tmp_path, capsys, argv, message):

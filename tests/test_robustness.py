@@ -429,6 +429,29 @@ def test_resume_from_a_damaged_checkpoint_is_refused_with_one_line(trained_run, 
     assert_one_line_error(code, err, str(latest), "truncated or damaged")
 
 
+def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_whole_one(tmp_path, capsys):
+    """Loading, the figure commands and --resume pass over a truncated newest checkpoint for the
+    next older whole one, with one warning line naming it; the resumed run equals an
+    uninterrupted one (it continues exactly from the older checkpoint)."""
+    cfg = TINY + ["train.checkpoint_kimg=0.032"]
+    straight = train(config.load("mnist-mlp", cfg + ["train.kimg=0.128"]), tmp_path / "straight", progress=False)
+    run = tmp_path / "run"
+    train(config.load("mnist-mlp", cfg + ["train.kimg=0.064"]), run, progress=False)
+    older, newest = checkpoint.list_checkpoints(run)[-2:]
+    newest.write_bytes(newest.read_bytes()[:-100])
+    capsys.readouterr()
+    model = alae.load(run)
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert warning == [f"warning: damaged checkpoint {newest.name} in {run / 'checkpoints'}; using {older.name}"]
+    assert torch.equal(model.state_dict()["E.mlp.layers.0.weight"],
+                       checkpoint.load(older)[0]["ema.E.mlp.layers.0.weight"])
+    assert run_cli(capsys, "generate", run, "--num", "4", "--out", tmp_path / "g.png")[0] == 0
+    resumed = train(config.load("mnist-mlp", cfg + ["train.kimg=0.128"]), run, resume=True, progress=False)
+    assert resumed.images_seen == 128
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_a_run_of_an_older_alae_loads_to_the_same_model(trained_run, tmp_path):
     """Checkpoints written before alae recorded its version lack w_avg, level, blend, steps and newer config keys."""
     old_run = tmp_path / "old"

@@ -51,8 +51,8 @@ MAX_TIES = 16
 LEAKY_RELU = torch.nn.functional.leaky_relu
 R1_GAMMA = 10.0  # the reference's d loss: ... + 5 ||grad_x D(E(x))||^2
 UNLEARNED = ("blur.weight", "buff")  # tensors of the checkpoint that no optimizer holds
-STEP_NETWORKS = {"d": ("discriminator", "mapping_tl"), "g": ("generator", "mapping_fl"),
-                 "ae": ("discriminator", "mapping_tl", "generator", "mapping_fl")}
+HELD = {"d": "ED", "g": "FG", "ae": "EDFG"}  # the networks each step's optimizers hold
+REFERENCE_NAMES = {"E": "discriminator", "D": "mapping_tl", "G": "generator", "F": "mapping_fl"}
 
 
 class Recorded(draws.Draws):
@@ -140,8 +140,7 @@ def run_step(step: str, model: ALAE, arrays: dict, prefix: str) -> tuple[float, 
     """Our step `step` on the case's x and draws; returns its loss, gradients left on the parameters."""
     cutoff = int(arrays.get(prefix + "mixing_cutoff", -1))
     recorded = Recorded(arrays, prefix, cutoff)
-    held = {"d": (model.E, model.D), "g": (model.F, model.G), "ae": (model.E, model.D, model.F, model.G)}[step]
-    opt = torch.optim.SGD([p for net in held for p in net.parameters()], lr=0.0)
+    opt = torch.optim.SGD([p for net in HELD[step] for p in getattr(model, net).parameters()], lr=0.0)
     x = torch.from_numpy(arrays[prefix.rsplit("/", 2)[0] + "/x"]).double()
     latent = model.cfg.latent_size
     with draws.using(recorded):
@@ -183,32 +182,35 @@ def test_real_images_fade_in_as_the_reference_blends_them(fixture):
         assert relative_error(x, torch.from_numpy(arrays[prefix + "/x"])) < 1e-6
 
 
-def gradients(step, nets, arrays, case, level, blend, inverse_scale, flips=()):
-    """Our step on the case with `flips` (`TieBreaker`): its loss, draws, ties and model, and
-    ours and the reference's gradients of each tensor the step updates, both as d loss / d
-    effective weight."""
-    prefix = f"{case}/{step}/"
+def our_gradients(step, nets, arrays, case, level, blend, inverse_scale, flips=()):
+    """Our step on the case with `flips` (`TieBreaker`): its loss, draws, ties, model, and the
+    gradient of each tensor the step updates as d loss / d effective weight (ours times 1 / scale)."""
     breaker = TieBreaker(flips)
     model = model_from(nets, level, blend)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(torch.nn.functional, "leaky_relu", breaker)
-        loss, recorded = run_step(step, model, arrays, prefix)
+        loss, recorded = run_step(step, model, arrays, f"{case}/{step}/")
+    held = tuple(f"{net}." for net in HELD[step])
+    grads = {k: (p.grad if p.grad is not None else torch.zeros_like(p)) * inverse_scale[k]
+             for k, p in model.named_parameters() if k.startswith(held)}
+    return loss, recorded, breaker.ties, model, grads
 
-    def reference_grad(net, key, tensor):
-        stored = arrays.get(f"{prefix}grad/{net}.{key}")
-        return torch.zeros_like(tensor) if stored is None else torch.from_numpy(stored)
 
-    converted = dict(style.convert(shaped_like(nets, reference_grad))[1])
-    held = {"d": ("E.", "D."), "g": ("F.", "G."), "ae": ("E.", "D.", "F.", "G.")}[step]
-    s = inverse_scale  # ours * s: d loss / d effective weight; converted / s: the reference's
-    ours = {k: (p.grad if p.grad is not None else torch.zeros_like(p)) * s[k]
-            for k, p in model.named_parameters() if k.startswith(held)}
-    theirs = {k: converted[k].double() / s[k] for k in ours}
-    # nothing the conversion leaves out carries a gradient (D's unused outputs)
-    energy = sum(float(torch.from_numpy(arrays[f"{prefix}grad/{n}.{k}"]).double().pow(2).sum())
-                 for n in STEP_NETWORKS[step] for k in nets[n] if not k.endswith(UNLEARNED))
+def reference_gradients(step, nets, arrays, case, inverse_scale, keys) -> dict[str, torch.Tensor]:
+    """The reference's gradients of our tensors `keys` (converted, divided by 1 / scale: d loss /
+    d effective weight), after checking that the conversion leaves out no gradient (D's unused outputs)."""
+    prefix = f"{case}/{step}/"
+
+    def stored(net, key, tensor):
+        value = arrays.get(f"{prefix}grad/{net}.{key}")
+        return torch.zeros_like(tensor) if value is None else torch.from_numpy(value)
+
+    converted = dict(style.convert(shaped_like(nets, stored))[1])
+    theirs = {k: converted[k].double() / inverse_scale[k] for k in keys}
+    energy = sum(float(torch.from_numpy(arrays[f"{prefix}grad/{REFERENCE_NAMES[n]}.{k}"]).double().pow(2).sum())
+                 for n in HELD[step] for k in nets[REFERENCE_NAMES[n]] if not k.endswith(UNLEARNED))
     assert sum(float(t.pow(2).sum()) for t in theirs.values()) == pytest.approx(energy, rel=1e-6)
-    return loss, recorded, breaker.ties, model, ours, theirs
+    return theirs
 
 
 @pytest.mark.parametrize("step", ["d", "g", "ae"])
@@ -220,7 +222,8 @@ def test_each_step_gives_the_reference_loss_gradients_and_average_w(fixture, ste
     inverse_scale = dict(style.convert(shaped_like(nets, lambda n, k, t: torch.ones_like(t)))[1])
     for case, level, blend, _ in cases(arrays):
         prefix, where = f"{case}/{step}/", f"{name} {case} step {step}"
-        loss, recorded, ties, model, ours, theirs = gradients(step, nets, arrays, case, level, blend, inverse_scale)
+        loss, recorded, ties, model, ours = our_gradients(step, nets, arrays, case, level, blend, inverse_scale)
+        theirs = reference_gradients(step, nets, arrays, case, inverse_scale, ours)
         expected_loss = float(arrays[prefix + "loss"])
         assert abs(loss - expected_loss) <= TOLERANCE * abs(expected_loss), where
         assert recorded.all_used(), f"{where}: the reference drew more than we did"
@@ -230,7 +233,7 @@ def test_each_step_gives_the_reference_loss_gradients_and_average_w(fixture, ste
         allowed = dict.fromkeys(ours, TOLERANCE)
         if max(errors.values()) >= TOLERANCE and len(ties) <= MAX_TIES:
             for tie in ties:  # what the other branch at each tie changes
-                flipped = gradients(step, nets, arrays, case, level, blend, inverse_scale, [tie])[4]
+                flipped = our_gradients(step, nets, arrays, case, level, blend, inverse_scale, [tie])[4]
                 for k in ours:
                     allowed[k] += float((flipped[k] - ours[k]).abs().max()) / max(1.0, float(theirs[k].abs().max()))
         bad = sorted((errors[k] / allowed[k], k) for k in ours if errors[k] >= allowed[k])

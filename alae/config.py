@@ -71,6 +71,8 @@ class TrainConfig:
     beta1: float = 0.0          # Adam beta1
     beta2: float = 0.99         # Adam beta2
     r1_gamma: float = 10.0      # weight of the R1 penalty on real data (step 1)
+    r1_every: int = 1           # lazy R1: the penalty in every this many iterations' step 1, weighted by it
+                                # (StyleGAN2's lazy regularisation); 1: every iteration, as the reference
     ae_trains_F: bool = False   # let step 3 also update F, as the reference code does
     d_zero_grad_step: bool = False  # step 3 also steps D's Adam on a zero gradient, as the reference code
                                 # (PyTorch 1.x zero_grad): D's second moment decays twice per iteration
@@ -126,7 +128,7 @@ POSITIVE = {
     ("model", "latent_size"), ("model", "resolution"), ("model", "hidden"),
     ("model", "d_layers"), ("model", "f_lrmul"), ("model", "d_lrmul"),
     ("train", "kimg"), ("train", "batch_size"), ("train", "lr"), ("train", "ema_kimg"),
-    ("train", "log_kimg"), ("train", "checkpoint_kimg"), ("train", "keep_checkpoints"),
+    ("train", "log_kimg"), ("train", "r1_every"), ("train", "checkpoint_kimg"), ("train", "keep_checkpoints"),
     ("model", "start_ch"), ("model", "max_ch"), ("model", "truncation_cutoff"), ("model", "w_avg_beta"),
     ("train", "level_kimg"),
 }

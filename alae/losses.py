@@ -91,7 +91,8 @@ def r1_penalty(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, autocast=fp32) -> dict[str, torch.Tensor]:
-    """Step 1: update E and D to tell real x from generated G(F(z)), with R1 on real data.
+    """Step 1: update E and D to tell real x from generated G(F(z)), with R1 on real data
+    (weight `r1_gamma`; its statistic "r1" is the unweighted penalty, absent where the weight is 0).
 
     x is in the networks' pixel units (`ALAE.to_net`), so R1 is taken w.r.t. the image E sees:
     for the style networks [-1, 1], as in the reference code."""
@@ -102,7 +103,10 @@ def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, aut
         real_logits = full(model.D(model.E(x)))
         fake_logits = full(model.D(model.E(fake)))
     loss = nnf.softplus(fake_logits) + nnf.softplus(-real_logits)
-    r1 = r1_penalty(real_logits, x) if r1_gamma > 0 else torch.zeros_like(loss)
+    if r1_gamma == 0:  # no R1 (or an iteration without it under lazy R1): no "r1" statistic
+        update(loss.mean(), opt_ED)
+        return {"loss_d": loss.detach().mean()}
+    r1 = r1_penalty(real_logits, x)
     update((loss + 0.5 * r1_gamma * r1).mean(), opt_ED)
     return {"loss_d": loss.detach().mean(), "r1": r1.detach().mean()}
 

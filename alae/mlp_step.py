@@ -73,7 +73,7 @@ def d_step_mlp(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float,
             r1 = q.pow(2).sum(dim=1)
             sigma = q * (r1_gamma / n)
         else:
-            r1, sigma = torch.zeros_like(loss), None
+            r1, sigma = None, None
         weights = torch.cat([c, torch.ones_like(c)])
         for l, (layer, slope) in enumerate(layers):
             if sigma is None:
@@ -87,4 +87,4 @@ def d_step_mlp(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float,
             layer.weight.grad = torch.mm(deltas[l].t(), inputs).to(layer.weight.dtype)
             layer.bias.grad = (torch.mv(deltas[l].t(), weights) * layer.lrmul).to(layer.bias.dtype)
     apply_gradients(opt_ED)
-    return {"loss_d": loss.mean(), "r1": r1.mean()}
+    return {"loss_d": loss.mean()} | ({} if r1 is None else {"r1": r1.mean()})

@@ -284,7 +284,7 @@ class Trainer:
         with dist.batch_shard(shard):
             if self.cfg.model.kind == "alae":
                 opt_ED, opt_FG = self.optimizers["ED"], self.optimizers["FG"]
-                stats = self.d_step(m, opt_ED, x, self.sample_z(n), t.r1_gamma, self.autocast)
+                stats = self.d_step(m, opt_ED, x, self.sample_z(n), self.r1_weight(), self.autocast)
                 stats |= g_step(m, opt_FG, self.sample_z(n), self.autocast)
                 stats |= ae_step(m, opt_ED, opt_FG, self.sample_z(n), t.ae_trains_F, self.autocast,
                                  t.d_zero_grad_step)
@@ -296,6 +296,12 @@ class Trainer:
         self.images_seen += now.batch_size
         self.steps += 1
         return stats | ({"level": now.level, "blend": now.blend} if m.growing else {})
+
+    def r1_weight(self) -> float:
+        """This iteration's R1 weight: gamma, or with lazy R1 (`train.r1_every` k) gamma * k in every
+        k-th iteration and 0 in the others, the same penalty on average (StyleGAN2, Karras et al. 2020)."""
+        t = self.cfg.train
+        return t.r1_gamma * t.r1_every if self.steps % t.r1_every == 0 else 0.0
 
     def sample_z(self, n: int) -> torch.Tensor:
         """A step's z ~ N(0, I), this process's n rows (`draws.Draws.z`), on the training device."""
@@ -350,23 +356,26 @@ class StatsLog:
 
     def __init__(self, path: Path | None):
         self.path = path
-        self.sums, self.count, self.images, self.t0 = {}, 0, 0, time.perf_counter()
+        self.sums, self.counts, self.count, self.images, self.t0 = {}, {}, 0, 0, time.perf_counter()
 
     def add(self, stats: dict[str, float], images: int) -> None:
+        """One iteration's stats; a key absent from some iterations (R1 under lazy R1) is averaged
+        over the iterations that have it."""
         for k, v in stats.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
+            self.counts[k] = self.counts.get(k, 0) + 1
         self.count += 1
         self.images += images
 
     def flush(self, images_seen: int, steps: int) -> dict:
         seconds = time.perf_counter() - self.t0
         row = {"kimg": images_seen / 1000, "step": steps}
-        row |= {k: v / self.count for k, v in self.sums.items()}
+        row |= {k: v / self.counts[k] for k, v in self.sums.items()}
         row["img_per_s"] = self.images / seconds
         if self.path is not None:
             with open(self.path, "a") as f:
                 f.write(json.dumps(row) + "\n")
-        self.sums, self.count, self.images, self.t0 = {}, 0, 0, time.perf_counter()
+        self.sums, self.counts, self.count, self.images, self.t0 = {}, {}, 0, 0, time.perf_counter()
         return row
 
 

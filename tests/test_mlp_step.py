@@ -42,7 +42,8 @@ def test_closed_form_equals_autograd(tiny_cfg, d_nonlinear, r1_gamma):
     for g, e in zip(got, expected):
         assert g.abs().max() > 0 or e.abs().max() == 0
         torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
-    for key in ("loss_d", "r1"):
+    assert stats.keys() == expected_stats.keys() == ({"loss_d", "r1"} if r1_gamma else {"loss_d"})
+    for key in stats:
         torch.testing.assert_close(stats[key], expected_stats[key], rtol=1e-12, atol=1e-12)
     if r1_gamma:
         assert stats["r1"] > 0

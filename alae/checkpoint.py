@@ -1,6 +1,7 @@
 """Checkpoints: tensors in safetensors, everything else as JSON in its metadata; atomic writes.
 
-One file per checkpoint, `RUN/checkpoints/ckpt-NNNNNNNNN.safetensors` (images seen), so a
+One file per checkpoint, `ckpt-NNNNNNNNNNNN.safetensors` (images seen) in a run's checkpoint
+folder (`alae.run.Run.checkpoint_dir`), so a
 checkpoint is either whole or absent: it is written to a temporary file, flushed,
 fsynced and renamed. A temporary file left by a killed write is never taken for a
 checkpoint and is removed by the next save; a failed write (disk full, read-only
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -25,37 +25,33 @@ from safetensors.torch import save as st_save
 
 from .config import Config, from_dict
 from .errors import UserError
+from .files import TEMP_SUFFIX, write_atomic
 
 FORMAT = "alae-checkpoint"
 FORMAT_VERSION = 1
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a pickle's protocol opcode; torch.save's zip container
-TEMP_SUFFIX = ".tmp"
 LEGACY_BUFFERS = ("w_avg",)  # buffers that checkpoints written before alae recorded its version lack
 
 
-def checkpoint_dir(run: Path) -> Path:
-    return Path(run) / "checkpoints"
+def list_checkpoints(folder: Path) -> list[Path]:
+    """The checkpoints in `folder` (a run's `Run.checkpoint_dir`), oldest first."""
+    return sorted(Path(folder).glob("ckpt-*.safetensors"))
 
 
-def list_checkpoints(run: Path) -> list[Path]:
-    return sorted(checkpoint_dir(run).glob("ckpt-*.safetensors"))
-
-
-def latest(run: Path) -> Path:
-    """The newest whole checkpoint of a run (temporary files of unfinished writes are not checkpoints).
+def latest(folder: Path) -> Path:
+    """The newest whole checkpoint in `folder` (temporary files of unfinished writes are not checkpoints).
 
     A newest checkpoint that is truncated or has no readable header (damaged after it was
     written) is passed over for the next older whole one, with a one-line warning naming
     it; if none is whole, reading the newest raises its error."""
-    found = list_checkpoints(run)
+    found = list_checkpoints(folder)
     if not found:
-        raise UserError(f"no checkpoint in {checkpoint_dir(run)}")
+        raise UserError(f"no checkpoint in {folder}")
     for path in reversed(found):
         if is_whole(path):
             if path != found[-1]:
                 damaged = ", ".join(p.name for p in found[found.index(path) + 1:])
-                print(f"warning: damaged checkpoint {damaged} in {checkpoint_dir(run)}; using {path.name}",
-                      file=sys.stderr)
+                print(f"warning: damaged checkpoint {damaged} in {folder}; using {path.name}", file=sys.stderr)
             return path
     load(found[-1])  # raises the reason it cannot be read
     return found[-1]
@@ -79,32 +75,6 @@ def is_whole(path: Path) -> bool:
     return length == 8 + size + max(ends, default=0)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the new one.
-
-    On an OSError the temporary file is removed and the error propagates.
-    """
-    tmp = path.with_name(f".{path.name}{TEMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def alae_version() -> str:
     return package_version("alae")
 
@@ -113,9 +83,9 @@ def _reason(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-def checkpoint_path(run: Path, images: int) -> Path:
-    """Where the checkpoint after `images` training images is written."""
-    return checkpoint_dir(run) / f"ckpt-{images:012d}.safetensors"
+def checkpoint_path(folder: Path, images: int) -> Path:
+    """Where the checkpoint after `images` training images is written in `folder`."""
+    return Path(folder) / f"ckpt-{images:012d}.safetensors"
 
 
 def images_of(path: Path) -> int:
@@ -123,22 +93,13 @@ def images_of(path: Path) -> int:
     return int(Path(path).stem.removeprefix("ckpt-"))
 
 
-def begin_from(run: Path, source: Path, images: int) -> Path:
-    """Make `run` (not there yet) start from a copy of checkpoint `source`, named as the
-    checkpoint after `images` training images, the name the trainer resumes from; the copy's path."""
-    copy = checkpoint_path(run, images)
-    copy.parent.mkdir(parents=True)
-    shutil.copy2(source, copy)
-    return copy
-
-
-def save(run: Path, images: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int) -> Path:
-    """Write checkpoint `ckpt-<images>` and delete all but the newest `keep`.
+def save(folder: Path, images: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int) -> Path:
+    """Write checkpoint `ckpt-<images>` into `folder` and delete all but the newest `keep`.
 
     A failed write raises a UserError and leaves the checkpoints already there intact.
     """
-    folder = checkpoint_dir(run)
-    path = checkpoint_path(run, images)
+    folder = Path(folder)
+    path = checkpoint_path(folder, images)
     header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "alae_version": alae_version(),
               "meta": json.dumps(meta)}
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
@@ -149,7 +110,7 @@ def save(run: Path, images: int, tensors: dict[str, torch.Tensor], meta: dict, k
         write_atomic(path, st_save(contiguous, metadata=header))
     except OSError as e:
         raise UserError(f"cannot write checkpoint {path}: {_reason(e)}") from None
-    for old in list_checkpoints(run)[:-keep]:
+    for old in list_checkpoints(folder)[:-keep]:
         try:
             old.unlink()
         except OSError as e:

@@ -171,12 +171,12 @@ def add_metric_options(parser: argparse.ArgumentParser) -> None:
 
 def resolve_config(args) -> config_mod.Config:
     from .data import source
-    from .train import read_config
+    from .run import Run
 
     if args.resume:
         if not args.out.is_dir():
             raise UserError(f"cannot resume: run directory {args.out} does not exist")
-        cfg = read_config(args.out)
+        cfg = Run(args.out).config()
         overrides = list(args.set)
     else:
         cfg, overrides = None, list(args.set)
@@ -226,9 +226,6 @@ def cmd_eval(args) -> None:
 
     if args.protocol == "disentanglement":
         return cmd_disentanglement(args)
-    for run in args.runs:
-        if not run.is_dir():
-            raise UserError(f"run directory not found: {run}")
     data, md = table2_report(args.runs, log=lambda m: print(m, file=sys.stderr), protocol=args.only)
     print(md)
     if args.json:
@@ -252,8 +249,6 @@ def cmd_disentanglement(args) -> None:
 def cmd_report(args) -> None:
     from . import report
 
-    if not args.run.is_dir():
-        raise UserError(f"run directory not found: {args.run}")
     report.write(args.run)
 
 
@@ -325,6 +320,7 @@ def cmd_dataset(args) -> None:
 
 def cmd_directions(args) -> None:
     from . import directions
+    from .run import Run
 
     if args.check:
         table, summary = directions.check(args.run, args.check, args.steps, args.span)
@@ -332,7 +328,7 @@ def cmd_directions(args) -> None:
         return
     result = directions.make(args.run, args.labels, args.num, args.force)
     print(directions.summary_table(result))
-    print(f"wrote {args.run / directions.FILE}")
+    print(f"wrote {Run(args.run).directions_path}")
 
 
 def cmd_import(args) -> None:

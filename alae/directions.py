@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 from pathlib import Path
 
@@ -33,10 +32,11 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .files import write_atomic
 from .images import load_image
-from .model import ALAE, load
+from .model import ALAE
+from .run import Run
 
-FILE = "directions.json"
 VERSION = 1
 MIN_ROWS = 10          # rows a labels file needs
 FIT_IMAGES = 10_000    # training images encoded when the attributes are measured
@@ -193,18 +193,14 @@ def fit_all(w: torch.Tensor, attributes: dict[str, np.ndarray], source: str) -> 
 def make(run: Path, labels: Path | None = None, num: int = FIT_IMAGES, force: bool = False) -> dict:
     """Fit and store the directions of a run (see the module docstring); returns what was written."""
     from .data import source
-    from .train import read_config
 
-    run = Path(run)
-    if not run.is_dir():
-        raise UserError(f"run directory not found: {run}")
-    out = run / FILE
+    run = Run.open(run)
+    out = run.directions_path
     if out.exists() and not force:
         raise UserError(f"{out} exists: pass --force to replace it")
     if num < MIN_ROWS:
         raise UserError(f"--num must be at least {MIN_ROWS}")
-    cfg = read_config(run)
-    model = load(run)
+    cfg, model = run.config(), run.load()
     if labels is not None:
         x, attributes = read_labels(labels, model.resolution, model.cfg.channels)
         src = str(labels)
@@ -215,16 +211,14 @@ def make(run: Path, labels: Path | None = None, num: int = FIT_IMAGES, force: bo
         attributes = measured_attributes(cfg.data.dataset, x, None if classes is None else classes[chosen])
         src = f"{cfg.data.dataset} training images, attributes measured"
     result = fit_all(model.encode(x), attributes, src)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    write_atomic(out, json.dumps(result, indent=1).encode())
     return result
 
 
 def read(run: Path, latent: int) -> dict:
     """The directions stored in a run, as unit vectors (torch) with their scale and model;
     refused unless they are vectors of `latent` numbers, the size of the run's w."""
-    path = Path(run) / FILE
+    path = Run(run).directions_path
     if not path.is_file():
         raise UserError(f"{path} not found: make it with `alae directions {run}`")
     try:
@@ -259,14 +253,14 @@ def check(run: Path, name: str, steps: int = 7, span: float = 3.0) -> tuple[list
     from scipy.stats import spearmanr
 
     from .data import source
-    from .train import read_config
 
     if steps < 3:
         raise UserError("--steps must be at least 3")
-    model, cfg = load(run), read_config(run)
+    run = Run.open(run)
+    model, cfg = run.load(), run.config()
     directions = read(run, model.cfg.latent_size)
     if name not in directions:
-        raise UserError(f"no direction {name!r} in {Path(run) / FILE} (it has: {', '.join(directions)})")
+        raise UserError(f"no direction {name!r} in {run.directions_path} (it has: {', '.join(directions)})")
     d = directions[name]
     data, rows, _ = source.images(cfg, "test")
     w = model.encode(torch.from_numpy(np.asarray(data[rows[:CHECK_IMAGES]])))

@@ -31,9 +31,8 @@ from . import figures
 from .data import packed
 from .errors import UserError
 from .metrics import disentangle
-from .model import load
 from .nn import pixel_norm
-from .train import read_config
+from .run import Run
 
 CODES = ("w", "z")
 SPLIT_SEED = 0
@@ -90,8 +89,8 @@ def evaluate(run: Path, codes: list[str] | None = None, num: int = NUM, fit: int
     """(results as JSON, the model, the codes by name) of run's model on `num` test images of `dataset`
     (default: the dataset it was trained on), the supervised metrics fitted on `fit` of them
     (at most half)."""
-    cfg = read_config(run)
-    model = load(run)
+    run = Run.open(run)
+    cfg, model = run.config(), run.load()
     codes = codes or (list(CODES) if model.F is not None else ["w"])
     unknown = [c for c in codes if c not in CODES]
     if unknown or not codes:
@@ -202,10 +201,8 @@ def report(run: Path, codes: list[str] | None, num: int, fit: int, json_path: Pa
     """Evaluate (`evaluate`), write the JSON (default RUN/disentanglement.json) and the figures beside it."""
     import json
 
-    run = Path(run)
-    if not run.is_dir():
-        raise UserError(f"run directory not found: {run}")
+    run = Run.open(run)
     result, model, by_name = evaluate(run, codes, num, fit, dataset, log)
-    json_path = Path(json_path) if json_path else run / "disentanglement.json"
+    json_path = Path(json_path) if json_path else run.disentanglement_path
     json_path.write_text(json.dumps(result, indent=2))
     return result, [json_path, *draw(result, model, by_name, json_path.with_suffix(""))]

@@ -52,6 +52,13 @@ class Draws:
         return randn_rows(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
 
 
+def derived_seed(seed: int, k: int) -> int:
+    """The seed of stream k of a run seeded `seed`: seed * 1,000,003 + k. Streams are a training
+    step (k: images seen), an epoch's data order (k: the epoch) or a metric's batch (k: its first
+    index); those of one run differ, and so do those of runs with different seeds."""
+    return seed * 1_000_003 + k
+
+
 _DEFAULT = Draws()
 _current: contextvars.ContextVar[Draws | None] = contextvars.ContextVar("draws", default=None)
 

@@ -13,15 +13,16 @@ import functools
 from pathlib import Path
 
 import torch
-import torch.nn.functional as nnf
 from torch import nn
 
 from . import checkpoint, dist, draws
 from .config import ModelConfig
 from .errors import UserError
 from .nets import mlp, style
+from .nn import downsample_to
 
 INFERENCE_BATCH = 1024
+WEIGHTS = {"ema": "ema.", "live": "model."}  # which networks `load` gives: the moving average, or the trained ones
 
 
 class ALAE(nn.Module):
@@ -118,7 +119,7 @@ class ALAE(nn.Module):
         """
         x = self.as_images(x)
         if x.dim() == 4 and x.shape[-1] > self.resolution and x.shape[-1] % self.resolution == 0:
-            x = nnf.avg_pool2d(x, x.shape[-1] // self.resolution)
+            x = downsample_to(x, self.resolution)
         return self._batched(lambda chunk: self.E(self.to_net(chunk)), x)[:, :self.cfg.latent_size]
 
     def to_net(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,14 +183,18 @@ def load(run, device: str | torch.device = "cpu", weights: str = "ema") -> ALAE:
 
     Checkpoints of older alae versions load; one this alae cannot read names the version it needs.
     """
+    from .run import Run
+
+    if weights not in WEIGHTS:
+        raise UserError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     path = Path(run)
     if path.is_dir():
-        path = checkpoint.latest(path)
+        path = Run(path).latest_checkpoint()
     elif not path.exists():
         raise UserError(f"run directory not found: {run}")
     tensors, meta = checkpoint.load(path)
     model = ALAE(checkpoint.saved_config(meta, path).model)
-    prefix = {"ema": "ema.", "live": "model."}[weights]
+    prefix = WEIGHTS[weights]
     tensors, meta = checkpoint.upgrade_legacy(tensors, meta, model, prefix)
     checkpoint.require(meta, ("level", "blend"), path)
     checkpoint.load_into(model, tensors, prefix, path)

@@ -146,6 +146,12 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
     return nnf.avg_pool2d(x, 2)
 
 
+def downsample_to(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Images [N, C, R, R] averaged down to [N, C, resolution, resolution] (R a multiple of it):
+    the lower levels' real images, as the reference's mip levels; as they are where R <= resolution."""
+    return nnf.avg_pool2d(x, x.shape[-1] // resolution) if x.shape[-1] > resolution else x
+
+
 def fade_in(x: torch.Tensor, blend: float) -> torch.Tensor:
     """Real images while a new level fades in (section 5): blended with their copy at half the
     resolution, nearest-upsampled, by weight `blend` (the reference's train_alae.py)."""

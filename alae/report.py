@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as nnf
 
 from . import figures
 from .data import source
 from .errors import UserError
 from .metrics import class_kept, table2
-from .model import load
-from .train import STATS_FILE, read_config
+from .nn import downsample_to
+from .run import Run
 
 FIGURE_IMAGES = 10    # test images in the reconstruction figure (one per class for labelled data)
 TRAVERSAL_PAIRS = 4   # image pairs in the traversal figure
@@ -30,8 +29,8 @@ def table2_report(runs: list[Path], log=print, protocol: str | None = None) -> t
     """
     trials, notes, kinds = [], [], set()
     by_protocol = {p: [] for p in table2.PROTOCOLS}
-    for run in runs:
-        cfg = read_config(run)
+    for run in map(Run.open, runs):
+        cfg = run.config()
         if cfg.model.net != "mlp" or cfg.data.dataset != "mnist":
             raise UserError(f"{run}: Table 2 is defined for the MLP networks on MNIST "
                             f"(this run: {cfg.model.net} on {cfg.data.dataset})")
@@ -41,7 +40,7 @@ def table2_report(runs: list[Path], log=print, protocol: str | None = None) -> t
                             f"Table 2's {protocol} columns: train one with --set data.split={protocol.lower()}")
         kinds.add("alae" if cfg.model.kind == "alae" else cfg.model.ae_loss)
         log(f"table2: evaluating {run} ({trained}, {cfg.report.table2_weights} weights)")
-        result = table2.evaluate(load(run, weights=cfg.report.table2_weights), trained, cfg.data.root, log=log)
+        result = table2.evaluate(run.load(weights=cfg.report.table2_weights), trained, cfg.data.root, log=log)
         trials.append(result)
         by_protocol[trained].append(str(run))
         notes += [f"{run}: {n}" for n in result["notes"]]
@@ -55,7 +54,7 @@ def table2_report(runs: list[Path], log=print, protocol: str | None = None) -> t
     return data, table2.markdown(summary, by_protocol, kind, notes)
 
 
-def draw_figures(run: Path, cfg, model, log=print) -> list[Path]:
+def draw_figures(run: Run, cfg, model, log=print) -> list[Path]:
     """Figures of a trained run from held-out test images; returns the files written.
 
     Every run: reconstructions.png (Figure 3) and traversals.png (Figure 4: lines in z and
@@ -63,8 +62,7 @@ def draw_figures(run: Path, cfg, model, log=print) -> list[Path]:
     psi `model.truncation_psi`) and mixing.png (Figure 9).
     """
     def held_out(n: int, offset: int = 0) -> torch.Tensor:  # at the size the model works at now
-        x = source.figure_images(cfg, n, offset)
-        return nnf.avg_pool2d(x, x.shape[-1] // model.resolution) if x.shape[-1] > model.resolution else x
+        return downsample_to(source.figure_images(cfg, n, offset), model.resolution)
 
     out = {"reconstructions": figures.reconstructions(model, held_out(FIGURE_IMAGES))}
     a, b = held_out(TRAVERSAL_PAIRS), held_out(TRAVERSAL_PAIRS, offset=15)
@@ -78,21 +76,21 @@ def draw_figures(run: Path, cfg, model, log=print) -> list[Path]:
         out["mixing"] = figures.style_mixing(model, held_out(MIX_IMAGES, offset=10), held_out(MIX_IMAGES, offset=24))
     paths = []
     for name, image in out.items():
-        paths.append(run / f"{name}.png")
+        paths.append(run.figure_path(name))
         image.save(paths[-1])
     return paths
 
 
-def write(run: Path, log=print) -> list[Path]:
+def write(run: Run | Path, log=print) -> list[Path]:
     """Write losses.png, the figures (`draw_figures`) and, for MLP runs on MNIST, table2.{md,json} into
     `run`; returns the image files written."""
-    run = Path(run)
-    cfg = read_config(run)
-    model = load(run)
+    run = Run.open(run)
+    cfg = run.config()
+    model = run.load()
     paths = []
-    if (run / STATS_FILE).is_file():
-        paths.append(run / "losses.png")
-        figures.loss_plot(run / STATS_FILE, paths[-1])
+    if run.stats_path.is_file():
+        paths.append(run.figure_path("losses"))
+        figures.loss_plot(run.stats_path, paths[-1])
     if cfg.report.figures:
         paths += draw_figures(run, cfg, model, log)
     for path in paths:
@@ -101,8 +99,8 @@ def write(run: Path, log=print) -> list[Path]:
         data, md = table2_report([run], log=log)
         data["reconstructions"] = kept = class_kept.evaluate(model, cfg)
         md += reconstruction_markdown(kept)
-        (run / "table2.json").write_text(json.dumps(data, indent=2))
-        (run / "table2.md").write_text(md)
+        run.report_path("table2.json").write_text(json.dumps(data, indent=2))
+        run.report_path("table2.md").write_text(md)
         log(md)
     return paths
 

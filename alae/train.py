@@ -22,13 +22,8 @@ checkpoint and raise `Stopped`; a non-finite loss stops training at that step.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import ctypes
-import json
 import math
-import os
-import shutil
 import signal
 import sys
 import threading
@@ -37,36 +32,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as nnf
-import yaml
 from tqdm import tqdm
 
 from . import checkpoint, dist, draws, schedule
-from .config import Config, from_dict
+from .config import Config
 from .data import source
+from .data.stream import DataStream
+from .device import autocast_for, keep_freed_memory, resolve_device
 from .errors import UserError
 from .losses import ae_step, d_step, g_step, pixel_step, vae_step
 from .mlp_step import d_step_mlp
 from .model import ALAE
-from .nn import fade_in
-
-CONFIG_FILE = "config.yaml"
-STATS_FILE = "stats.jsonl"
-
-
-def autocast_for(precision: str, device: torch.device):
-    """A context factory running the networks in `precision` (bf16: autocast, on CPU or GPU)."""
-    if precision == "fp32":
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"config key train.device: {name} asked for, but torch sees no CUDA device")
-    return torch.device(name)
+from .run import Run
 
 
 def d_step_for(net: str):
@@ -84,80 +61,6 @@ def seed_step(seed: int, device: torch.device) -> None:
         torch.manual_seed(seed)
 
 
-def keep_freed_memory() -> None:
-    """Have the C library's malloc keep freed memory for reuse instead of handing it back.
-
-    Each step allocates and frees the same large tensors (activations, gradients). glibc
-    serves allocations over 128 KiB from fresh pages of the kernel and returns them when
-    freed, so every step pays thousands of page faults and zero-fills (about 3,500 per
-    MLP ALAE iteration); with a higher mmap threshold and trim threshold the freed blocks
-    are reused. The process then keeps its peak memory. No-op where malloc has no mallopt.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError, TypeError):
-        return
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    mallopt(M_MMAP_THRESHOLD, 1 << 30)
-    mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1)
-
-
-class DataStream:
-    """Real images in a fixed order: stream position p is image rows[perm_(p // N)[p % N]], with
-    `mirror` flipped horizontally where flips_(p // N)[p % N] (the reference's mirror augmentation).
-
-    `images` is uint8 [M, C, H, W], in memory or memory-mapped; `rows` picks the N training
-    images among them. Epoch k's permutation and flips come from the seed and k alone, so a
-    resumed run sees the same images.
-    """
-
-    def __init__(self, images: np.ndarray, rows: np.ndarray, seed: int, device: torch.device, mirror: bool = False):
-        self.images, self.rows, self.seed, self.device = images, torch.as_tensor(rows), seed, device
-        self.mirror = mirror
-        self._epoch, self._perm, self._flips = -1, None, None
-        if len(rows) == 0:
-            raise UserError("the training set is empty")
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def _order(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Epoch `epoch`'s image rows in stream order, and which of them are flipped."""
-        if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._perm = epoch, self.rows[torch.randperm(len(self.rows), generator=gen)]
-            self._flips = torch.randint(0, 2, (len(self.rows),), generator=gen).bool() if self.mirror else None
-        return self._perm, self._flips
-
-    def batch(self, start: int, size: int, resolution: int | None = None, blend: float = 1.0) -> torch.Tensor:
-        """Images at stream positions [start, start + size) as floats in [0, 1].
-
-        With `resolution` below the stored one they are averaged down to it; with
-        `blend` < 1 they are blended with their copy at half that resolution, upsampled,
-        as real images are while a new level fades in (section 5).
-        """
-        x = self._take(start, size)
-        if resolution is not None and resolution < x.shape[-1]:
-            x = nnf.avg_pool2d(x, x.shape[-1] // resolution)
-        return fade_in(x, blend)
-
-    def _take(self, start: int, size: int) -> torch.Tensor:
-        n = len(self.rows)
-        pos = torch.arange(start, start + size)
-        epoch = pos.div(n, rounding_mode="floor")
-        idx, flip = torch.empty(size, dtype=torch.long), torch.zeros(size, dtype=torch.bool)
-        for k in epoch.unique().tolist():
-            here = epoch == k
-            perm, flips = self._order(k)
-            idx[here] = perm[pos[here] % n]
-            if flips is not None:
-                flip[here] = flips[pos[here] % n]
-        x = torch.from_numpy(np.ascontiguousarray(self.images[idx.numpy()]))
-        if flip.any():
-            x[flip] = x[flip].flip(-1)
-        return x.to(self.device).float() / 255.0
-
-
 class Stopped(Exception):
     """Training stopped by SIGINT or SIGTERM after writing a checkpoint; `signum` is the signal."""
 
@@ -166,70 +69,17 @@ class Stopped(Exception):
         self.signum = signum
 
 
-def save_config(run: Path, cfg: Config) -> None:
-    """Write the run's config.yaml atomically."""
-    path = run / CONFIG_FILE
-    try:
-        checkpoint.write_atomic(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
-
-
-def read_config(run: Path) -> Config:
-    path = Path(run) / CONFIG_FILE
-    if not path.is_file():
-        raise UserError(f"{run} is not a run directory (no {CONFIG_FILE})")
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return from_dict(tree, str(path))
-
-
-def prepare_run(run: Path, cfg: Config, resume: bool, force: bool) -> None:
-    """Refuse to overwrite an existing run unless asked to resume it or start over.
-
-    A new run directory is made beside `run` with its config.yaml and renamed into place, so a
-    process killed at any moment leaves no run, or one that `--resume` continues; with `force`
-    the old run is renamed away before the new one takes its place, then deleted.
-    """
-    if resume:
-        if not run.is_dir():
-            raise UserError(f"cannot resume: run directory {run} does not exist")
-        return
-    if run.exists() and not run.is_dir():
-        raise UserError(f"run directory {run} is a file")
-    if run.is_dir() and any(run.iterdir()) and not force:
-        raise UserError(f"run directory {run} already exists: pass --resume to continue it or --force to start over")
-    try:
-        _replace_run(run, cfg)
-    except OSError as e:
-        raise UserError(f"cannot create run directory {run}: {e.strerror or e}") from None
-
-
-def _replace_run(run: Path, cfg: Config) -> None:
-    """Put a fresh run directory holding only config.yaml at `run`, removing what was there."""
-    run.parent.mkdir(parents=True, exist_ok=True)
-    fresh, old = (run.parent / f".{run.name}.{what}-{os.getpid()}" for what in ("new", "old"))
-    fresh.mkdir()
-    save_config(fresh, cfg)
-    if run.exists():
-        run.rename(old)
-    fresh.rename(run)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 class Trainer:
     """Holds the model, its EMA copy, the optimizers and the data stream; runs the schedule."""
 
-    def __init__(self, cfg: Config, run: Path, data: tuple[np.ndarray, np.ndarray] | None = None):
+    def __init__(self, cfg: Config, run: Run | Path, data: tuple[np.ndarray, np.ndarray] | None = None):
         """`data`: uint8 images [M, C, R, R] and the rows to train on, instead of cfg.data's dataset."""
-        self.cfg, self.run = cfg, Path(run)
+        self.cfg, self.run = cfg, run if isinstance(run, Run) else Run(run)
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
         self.rank, self.world = dist.world()
-        self.device = dist.device_for_rank(resolve_device(t.device))
+        self.device = dist.device_for_rank(resolve_device(t.device, "config key train.device"))
         if self.device.type == "cpu":
             keep_freed_memory()
         self.autocast = autocast_for(t.precision, self.device)
@@ -278,7 +128,7 @@ class Trainer:
         shard = dist.Shard(self.rank * n, n, now.batch_size)
         # every random draw of this step (z, noise inputs, style mixing: `draws`) comes from this seed,
         # so that a resumed run makes the same draws as an uninterrupted one
-        seed_step(t.seed * 1_000_003 + self.images_seen, self.device)
+        seed_step(draws.derived_seed(t.seed, self.images_seen), self.device)
         # real images in the networks' pixel units: R1 (step 1) is taken with respect to them
         x = m.to_net(self.stream.batch(self.images_seen + shard.offset, n, m.resolution, now.blend))
         with dist.batch_shard(shard):
@@ -319,7 +169,7 @@ class Trainer:
     def save(self) -> Path:
         """Write a checkpoint (rank 0; the others return the path it is written to)."""
         if self.rank != 0:
-            return checkpoint.checkpoint_path(self.run, self.images_seen)
+            return self.run.checkpoint_path(self.images_seen)
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors |= {f"ema.{k}": v for k, v in self.ema.state_dict().items()}
         groups = {}
@@ -328,7 +178,7 @@ class Trainer:
             tensors |= opt_tensors
         meta = {"config": self.cfg.to_dict(), "images_seen": self.images_seen, "steps": self.steps,
                 "level": self.level, "blend": self.blend, "optimizers": groups}
-        return checkpoint.save(self.run, self.images_seen, tensors, meta, self.cfg.train.keep_checkpoints)
+        return checkpoint.save(self.run.checkpoint_dir, self.images_seen, tensors, meta, self.cfg.train.keep_checkpoints)
 
     def restore(self, path: Path) -> None:
         """Continue from checkpoint `path`; refuse one of another model config, naming the first key that differs."""
@@ -352,10 +202,11 @@ class Trainer:
 
 
 class StatsLog:
-    """Averages per-iteration stats over an interval; appends one JSON line per interval (none without a path)."""
+    """Averages per-iteration stats over an interval; appends one line per interval to the run's
+    stats (none without a run)."""
 
-    def __init__(self, path: Path | None):
-        self.path = path
+    def __init__(self, run: Run | None):
+        self.run = run
         self.sums, self.counts, self.count, self.images, self.t0 = {}, {}, 0, 0, time.perf_counter()
 
     def add(self, stats: dict[str, float], images: int) -> None:
@@ -372,44 +223,10 @@ class StatsLog:
         row = {"kimg": images_seen / 1000, "step": steps}
         row |= {k: v / self.counts[k] for k, v in self.sums.items()}
         row["img_per_s"] = self.images / seconds
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        if self.run is not None:
+            self.run.append_stats(row)
         self.sums, self.counts, self.count, self.images, self.t0 = {}, {}, 0, 0, time.perf_counter()
         return row
-
-
-def _log_row(line: str) -> dict | None:
-    """One line of stats.jsonl, or None for a line torn by a killed process."""
-    try:
-        row = json.loads(line)
-    except ValueError:
-        return None
-    return row if isinstance(row, dict) and isinstance(row.get("kimg"), (int, float)) else None
-
-
-def logged_throughput(path: Path) -> tuple[dict[int, float], float]:
-    """Images per second of each level and the seconds of training, from the intervals of a
-    run's stats.jsonl: its whole history, across resumptions and runs begun from another's
-    checkpoint (`checkpoint.begin_from` with the source's log), not one process's share."""
-    images, seconds, last = {}, {}, 0.0
-    for row in filter(None, map(_log_row, Path(path).read_text().splitlines())):
-        level, n = int(row.get("level", 0)), (row["kimg"] - last) * 1000
-        images[level] = images.get(level, 0) + n
-        seconds[level] = seconds.get(level, 0) + n / row["img_per_s"]
-        last = row["kimg"]
-    return {lv: images[lv] / seconds[lv] for lv in images}, sum(seconds.values())
-
-
-def truncate_stats(path: Path, images_seen: int) -> None:
-    """Drop log lines written after the checkpoint being resumed (so the log has no repeats) and torn lines."""
-    if path.is_file():
-        rows = [(line, _log_row(line)) for line in path.read_text().splitlines()]
-        keep = "".join(line + "\n" for line, row in rows if row is not None and row["kimg"] * 1000 <= images_seen)
-        try:
-            checkpoint.write_atomic(path, keep.encode())
-        except OSError as e:
-            raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def settle(stats: dict[str, torch.Tensor | float], stopping: bool) -> tuple[dict[str, float], bool]:
@@ -432,7 +249,7 @@ def check_finite(stats: dict[str, float], trainer: Trainer) -> None:
     """Stop at the first step with a non-finite loss, naming the step, the loss and the checkpoint kept."""
     bad = next((k for k, v in stats.items() if not math.isfinite(v)), None)
     if bad is not None:
-        kept = checkpoint.list_checkpoints(trainer.run)
+        kept = trainer.run.checkpoints()
         last = f"the last good checkpoint, {kept[-1]}, stays the latest" if kept else "no checkpoint was written"
         raise UserError(f"training diverged at step {trainer.steps} ({trainer.images_seen} images): "
                         f"{bad} is {stats[bad]}; {last}")
@@ -459,29 +276,32 @@ class StopSignals:
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
-def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, progress: bool = True) -> Trainer:
+def train(cfg: Config, run: Run | Path, resume: bool = False, force: bool = False, progress: bool = True) -> Trainer:
     """Train `cfg` into run directory `run` (created, or continued with `resume`).
 
     Raises `Stopped` after writing a checkpoint when SIGINT or SIGTERM arrives, and a
     UserError at the first non-finite loss (without writing a checkpoint).
     """
-    run = Path(run)
+    run = run if isinstance(run, Run) else Run(run)
     rank, _ = dist.world()
     if rank == 0:
-        prepare_run(run, cfg, resume, force)
+        if resume and not run.path.is_dir():
+            raise UserError(f"cannot resume: run directory {run} does not exist")
+        if not resume:
+            Run.create(run.path, cfg, force)
     dist.barrier()
     trainer = Trainer(cfg, run)
-    restored = resume and bool(checkpoint.list_checkpoints(run))
+    restored = resume and bool(run.checkpoints())
     if restored:
-        trainer.restore(checkpoint.latest(run))
+        trainer.restore(run.latest_checkpoint())
     if rank == 0:
-        save_config(run, cfg)
+        run.save_config(cfg)
     progress = progress and rank == 0
     t = cfg.train
     total = int(round(t.kimg * 1000))
-    log, stats_path = StatsLog(run / STATS_FILE if rank == 0 else None), run / STATS_FILE
+    log = StatsLog(run if rank == 0 else None)
     if rank == 0:
-        truncate_stats(stats_path, trainer.images_seen)
+        run.truncate_stats(trainer.images_seen)
     log_every, ckpt_every = int(t.log_kimg * 1000), int(t.checkpoint_kimg * 1000)
     note = schedule.growth_note(cfg, total, len(trainer.stream))
     if note and rank == 0:
@@ -491,7 +311,7 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
               f"({total / len(trainer.stream):.1f} epochs) into {run}; the bar shows the time left")
     last_saved = trainer.images_seen if restored else None
     bar = tqdm(total=total, initial=min(trainer.images_seen, total), unit="img", unit_scale=True,
-               disable=not progress, desc=f"{cfg.model.kind} {run.name}", dynamic_ncols=True)
+               disable=not progress, desc=f"{cfg.model.kind} {run.path.name}", dynamic_ncols=True)
     with bar, StopSignals() as stop:
         while trainer.images_seen < total:
             before = trainer.images_seen
@@ -506,7 +326,7 @@ def train(cfg: Config, run: Path, resume: bool = False, force: bool = False, pro
                 trainer.save()
                 last_saved = trainer.images_seen
             if stopping:
-                path = trainer.save() if last_saved != trainer.images_seen else checkpoint.latest(run)
+                path = trainer.save() if last_saved != trainer.images_seen else run.latest_checkpoint()
                 signum = stop.signum or signal.SIGTERM
                 raise Stopped(signum, f"stopped by {signal.Signals(signum).name} at step {trainer.steps} "
                                       f"({trainer.images_seen} images); checkpoint {path} written: "

@@ -14,7 +14,7 @@ from pathlib import Path
 from alae import checkpoint
 from alae.metrics import class_kept
 from alae.model import load
-from alae.train import read_config
+from alae.run import Run
 
 
 def main() -> None:
@@ -22,9 +22,10 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--json", type=Path, required=True, help="scores so far; extended, never rewritten")
     args = parser.parse_args()
-    cfg = read_config(args.run)
+    run = Run.open(args.run)
+    cfg = run.config()
     scores = json.loads(args.json.read_text()) if args.json.is_file() else {}
-    for path in checkpoint.list_checkpoints(args.run):
+    for path in run.checkpoints():
         kimg = f"{checkpoint.images_of(path) / 1000:g}"
         if kimg in scores:
             continue

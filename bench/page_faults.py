@@ -1,5 +1,5 @@
 """Minor page faults per MLP ALAE iteration, with glibc's malloc defaults and with
-`alae.train.keep_freed_memory` (which the trainer applies on CPU runs).
+`alae.device.keep_freed_memory` (which the trainer applies on CPU runs).
 
 Each setting runs in a fresh process (mallopt cannot be undone): MLP ALAE at batch 128,
 two warm-up iterations, then `--steps` timed ones; it prints page faults and milliseconds

@@ -28,6 +28,7 @@ from alae.errors import UserError
 from alae.metrics import class_kept
 from alae.model import load
 from alae.train import train
+from runs import begin_from
 
 VARIANTS = {
     "today": [],
@@ -98,7 +99,7 @@ def main() -> None:
             cfg = config.load(args.preset, [*VARIANTS[variant], *args.set, f"train.seed={seed}",
                                             f"train.kimg={args.kimg:g}"])
             if args.start and not run.is_dir():  # under the name the trainer resumes from, whatever the file's
-                checkpoint.begin_from(run, args.start, start_images)
+                begin_from(run, args.start, start_images)
             t0 = time.perf_counter()
             train(cfg, run, resume=run.is_dir(), progress=False)
             train_s = time.perf_counter() - t0

@@ -22,7 +22,8 @@ from alae import config, report
 from alae.metrics import class_kept
 from alae.metrics.evaluate import run_metrics
 from alae.model import load
-from alae.train import STATS_FILE, logged_throughput, train
+from alae.run import Run
+from alae.train import train
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
     run = args.out / "run"
     cfg = config.load(args.preset, [f"train.seed={args.seed}", *args.set])
     train(cfg, run, resume=(run / "checkpoints").is_dir())
-    rates, train_s = logged_throughput(run / STATS_FILE)
+    rates, train_s = Run(run).throughput()
     model = load(run)
     t0 = time.perf_counter()
     kept = class_kept.evaluate(model, cfg)

@@ -79,6 +79,7 @@ def ours(spec: dict, preset: str):
     images = np.random.default_rng(0).integers(0, 256, (1024, m.channels, m.resolution, m.resolution), dtype=np.uint8)
     trainer = Trainer(cfg, Path("unused"), data=(images, np.arange(len(images))))
     trainer.images_seen = int((spec["level"] * t.level_kimg + t.fade_kimg) * 1000)
+    k = getattr(t, "r1_every", 1)
     model = trainer.model
     if spec["compile"]:
         model.G, model.F = torch.compile(model.G), torch.compile(model.F)
@@ -86,7 +87,23 @@ def ours(spec: dict, preset: str):
         model.to(memory_format=torch.channels_last)
         batch = trainer.stream.batch
         trainer.stream.batch = lambda *a, **k: batch(*a, **k).contiguous(memory_format=torch.channels_last)
-    return trainer.step
+    def step():
+        trainer.step()
+
+    def flops() -> float:
+        """FLOPs per iteration: one with R1 and k - 1 without, averaged (lazy R1 every k)."""
+        with_r1, trainer.steps = count_flops(step), 1
+        without = count_flops(step) if k > 1 else with_r1
+        return (with_r1 + (k - 1) * without) / k
+    return step, flops
+
+
+def count_flops(step) -> float:
+    """The FLOPs of one call of `step` (matrix products and convolutions, torch's formulas)."""
+    from throughput import CountFlops
+    with CountFlops() as counter:
+        step()
+    return float(counter.total)
 
 
 def authors(spec: dict, preset: str, authors_dir: str):
@@ -97,7 +114,7 @@ def authors(spec: dict, preset: str, authors_dir: str):
     import torch
 
     from alae import config
-    from alae.train import DataStream
+    from alae.data.stream import DataStream
 
     sys.path.insert(0, authors_dir)
     from custom_adam import LREQAdam
@@ -133,7 +150,7 @@ def authors(spec: dict, preset: str, authors_dir: str):
         enc.step()
         dec.step()
         model_s.lerp(model, 0.5 ** (n / (10 * 1000.0)))
-    return step
+    return step, lambda: count_flops(step)
 
 
 def worker(spec: dict, preset: str, authors_dir: str | None) -> None:
@@ -142,11 +159,11 @@ def worker(spec: dict, preset: str, authors_dir: str | None) -> None:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    step = authors(spec, preset, authors_dir) if spec["tree"] == "authors" else ours(spec, preset)
-    for _ in range(2):
-        step()
+    step, flops = authors(spec, preset, authors_dir) if spec["tree"] == "authors" else ours(spec, preset)
+    step()
+    per_iteration = flops()
     import alae
-    print(json.dumps({"ready": True, "alae": alae.__file__}), flush=True)
+    print(json.dumps({"alae": alae.__file__, "flops": per_iteration}), flush=True)
     for line in sys.stdin:
         budget, times = float(line), []
         start = time.perf_counter()
@@ -204,8 +221,10 @@ def time_level(level_name: str, args, base: Path) -> list[dict]:
     for spec in specs:
         t0 = time.perf_counter()
         procs[spec["name"]] = start(spec, args, base)
-        where = ask(procs[spec["name"]])["alae"]
-        print(f"{level_name} {spec['name']}: ready in {time.perf_counter() - t0:.0f} s ({where})", flush=True)
+        ready = ask(procs[spec["name"]])
+        spec["gflop"] = ready["flops"] / 1e9
+        print(f"{level_name} {spec['name']}: ready in {time.perf_counter() - t0:.0f} s ({ready['alae']}), "
+              f"{spec['gflop']:.2f} GFLOP per iteration", flush=True)
     rates = {s["name"]: [] for s in specs}
     for r in range(args.rounds):
         for spec in specs:
@@ -221,6 +240,7 @@ def time_level(level_name: str, args, base: Path) -> list[dict]:
         rate = float(np.median(rates[spec["name"]]))
         ref = rates.get(f"authors b{spec['batch']}")
         rows.append({"level": level_name, "variant": spec["name"], "batch": spec["batch"], "images_per_s": rate,
+                     "gflop_per_iteration": spec["gflop"], "gflop_per_s": spec["gflop"] * rate / spec["batch"],
                      "rounds": rates[spec["name"]], "vs_base": rate / base_rate,
                      "vs_authors": rate / float(np.median(ref)) if ref else None})
     return rows
@@ -245,12 +265,30 @@ def main() -> None:
         rows = []
         for level_name in args.levels.split(","):
             rows += time_level(level_name, args, base)
-    print(f"{'level':6} {'variant':34} {'batch':>5} {'img/s':>7} {'vs base':>8} {'vs authors':>10}")
+    peak = matmul_peak() / 1e9
+    print(f"fp32 matrix-product peak of this CPU: {peak:.0f} GFLOP/s ({torch_threads()} threads)")
+    print(f"{'level':6} {'variant':34} {'batch':>5} {'img/s':>7} {'vs base':>8} {'vs authors':>10} "
+          f"{'GFLOP/img':>9} {'GFLOP/s':>8} {'of peak':>7}")
     for r in rows:
         vs_authors = f"{r['vs_authors']:.2f}x" if r["vs_authors"] else "-"
-        print(f"{r['level']:6} {r['variant']:34} {r['batch']:5d} {r['images_per_s']:7.1f} {r['vs_base']:7.2f}x {vs_authors:>10}")
+        print(f"{r['level']:6} {r['variant']:34} {r['batch']:5d} {r['images_per_s']:7.1f} {r['vs_base']:7.2f}x "
+              f"{vs_authors:>10} {r['gflop_per_iteration'] / r['batch']:9.3f} {r['gflop_per_s']:8.1f} "
+              f"{r['gflop_per_s'] / peak:7.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"preset": args.preset, "base": args.base, "rows": rows}, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps({"preset": args.preset, "base": args.base, "peak_gflop_per_s": peak,
+                                               "rows": rows}, indent=1) + "\n")
+
+
+def matmul_peak() -> float:
+    import torch
+    from throughput import matmul_peak as peak
+    torch.set_num_threads(2)
+    return peak(torch.device("cpu"), torch.float32)
+
+
+def torch_threads() -> int:
+    import torch
+    return torch.get_num_threads()
 
 
 if __name__ == "__main__":

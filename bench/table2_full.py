@@ -29,7 +29,6 @@ README reports it. A score file made at another length than the one asked is ref
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -40,7 +39,9 @@ from alae.data import source
 from alae.errors import UserError
 from alae.metrics import class_kept, table2
 from alae.model import load
-from alae.train import STATS_FILE, logged_throughput, read_config, train
+from alae.run import Run
+from alae.train import train
+from runs import begin_from
 
 MODELS = {"alae": "mnist-mlp", "l1": "mnist-ae-l1", "l2": "mnist-ae-l2"}
 # Table 2's length for ALAE: its short-feature SVM climbs to 70 epochs (bench/results.md, "training
@@ -72,17 +73,15 @@ def start_from(source_runs: list[Path], run: Path, cfg) -> Path | None:
     A run of that length ends within one batch past it (the trainer stops at the first batch
     that reaches it), so a source of the same length is copied finished, not retrained."""
     end = round(cfg.train.kimg * 1000) + cfg.train.batch_size
-    found = sorted((p for r in source_runs for p in checkpoint.list_checkpoints(r) if checkpoint.images_of(p) < end),
+    found = sorted((p for r in source_runs for p in Run(r).checkpoints() if checkpoint.images_of(p) < end),
                    key=checkpoint.images_of)
     if not found:
         return None
     source_run = found[-1].parent.parent
-    differs = same_training(read_config(source_run), cfg)
+    differs = same_training(Run(source_run).config(), cfg)
     if differs:
         raise UserError(f"--start-from: {source_run} was trained differently ({differs})")
-    checkpoint.begin_from(run, found[-1], checkpoint.images_of(found[-1]))
-    if (source_run / STATS_FILE).is_file():
-        shutil.copy2(source_run / STATS_FILE, run / STATS_FILE)
+    begin_from(run, found[-1], checkpoint.images_of(found[-1]), Run(source_run).stats_path)
     return found[-1]
 
 
@@ -108,7 +107,7 @@ def run_trial(name: str, split: str, seed: int, cfg, args) -> dict:
     result = table2.evaluate(model, table2.protocol_of(cfg), log=lambda m: None, jobs=args.jobs)
     result["reconstructions"] = class_kept.evaluate(model, cfg)
     return result | {"run": str(run), "model": name, "seed": seed,
-                     "run_train_seconds": logged_throughput(run / STATS_FILE)[1], "kimg": cfg.train.kimg,
+                     "run_train_seconds": Run(run).throughput()[1], "kimg": cfg.train.kimg,
                      "overrides": args.set, "eval_seconds": time.perf_counter() - t0}
 
 

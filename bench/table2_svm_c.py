@@ -24,7 +24,7 @@ from pathlib import Path
 from alae.data import mnist
 from alae.metrics import table2
 from alae.model import load
-from alae.train import read_config
+from alae.run import Run
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     out = json.loads(args.json.read_text()) if args.json.is_file() else {}
     for run in args.runs:
-        cfg = read_config(run)
+        cfg = Run(run).config()
         protocol = table2.protocol_of(cfg)
         model = load(run, weights=cfg.report.table2_weights)
         split = mnist.table2_split(protocol)

@@ -30,7 +30,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from alae import config
-from alae.train import Trainer, resolve_device
+from alae.device import resolve_device
+from alae.train import Trainer
 
 REFERENCE = {"mnist-mlp": 1540.0, "mnist-style": 10.0}
 GPU_PRESETS = ["mnist-mlp", "mnist-style", "fashion-style", "celeba-128", "celebahq-256", "bedroom-256"]

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from alae import checkpoint
 from alae.errors import UserError
-from alae.train import STATS_FILE, logged_throughput, train
+from alae.run import Run
+from alae.train import train
 from tests.conftest import ROOT
 from tests.test_train import assert_same_state, read_stats
 
@@ -20,18 +20,18 @@ def test_a_continued_run_equals_one_trained_straight_and_leaves_its_source_alone
     # checkpoints every 0.256 kimg: the 0.64-kimg source keeps 256, 512 and 640
     source = tmp_path / "short" / "s0"
     train(tiny_cfg("mnist-mlp", "train.kimg=0.64"), source, progress=False)
-    before = {p.name: p.read_bytes() for p in checkpoint.list_checkpoints(source)}
+    before = {p.name: p.read_bytes() for p in Run(source).checkpoints()}
     cfg = tiny_cfg("mnist-mlp", "train.kimg=1.024")
     run = tmp_path / "long" / "s0"
-    assert table2_full.start_from([source], run, cfg) == checkpoint.checkpoint_path(source, 640)
-    assert [p.read_bytes() for p in checkpoint.list_checkpoints(run)] == [before["ckpt-000000000640.safetensors"]]
+    assert table2_full.start_from([source], run, cfg) == Run(source).checkpoint_path(640)
+    assert [p.read_bytes() for p in Run(run).checkpoints()] == [before["ckpt-000000000640.safetensors"]]
     continued = train(cfg, run, resume=True, progress=False)
     straight = train(cfg, tmp_path / "straight", progress=False)
     assert_same_state(straight, continued)
     assert [r["kimg"] for r in read_stats(run)] == [r["kimg"] for r in read_stats(tmp_path / "straight")]
     # the continued run's training time counts its source's intervals too
-    assert logged_throughput(run / STATS_FILE)[1] > logged_throughput(source / STATS_FILE)[1] > 0
-    assert {p.name: p.read_bytes() for p in checkpoint.list_checkpoints(source)} == before
+    assert Run(run).throughput()[1] > Run(source).throughput()[1] > 0
+    assert {p.name: p.read_bytes() for p in Run(source).checkpoints()} == before
 
 
 def test_a_checkpoint_past_the_asked_length_is_not_used(tiny_cfg, tmp_path):
@@ -39,8 +39,8 @@ def test_a_checkpoint_past_the_asked_length_is_not_used(tiny_cfg, tmp_path):
     train(tiny_cfg("mnist-mlp", "train.kimg=0.64"), source, progress=False)
     run = tmp_path / "long" / "s0"
     assert table2_full.start_from([source], run, tiny_cfg("mnist-mlp", "train.kimg=0.6")) == \
-        checkpoint.checkpoint_path(source, 512)
-    assert [p.name for p in checkpoint.list_checkpoints(run)] == [checkpoint.checkpoint_path(run, 512).name]
+        Run(source).checkpoint_path(512)
+    assert [p.name for p in Run(run).checkpoints()] == [Run(run).checkpoint_path(512).name]
     assert table2_full.start_from([source], tmp_path / "none", tiny_cfg("mnist-mlp", "train.kimg=0.2")) is None
     assert table2_full.start_from([tmp_path / "absent"], tmp_path / "none", tiny_cfg("mnist-mlp")) is None
     assert not (tmp_path / "none").exists()
@@ -52,7 +52,7 @@ def test_a_source_of_the_same_length_is_copied_finished_not_retrained(tiny_cfg, 
     finished = train(tiny_cfg("mnist-mlp", "train.kimg=0.64"), source, progress=False)
     cfg = tiny_cfg("mnist-mlp", "train.kimg=0.63")
     run = tmp_path / "same" / "s0"
-    assert table2_full.start_from([source], run, cfg) == checkpoint.checkpoint_path(source, 640)
+    assert table2_full.start_from([source], run, cfg) == Run(source).checkpoint_path(640)
     rows = read_stats(run)
     copied = train(cfg, run, resume=True, progress=False)
     assert read_stats(run) == rows
@@ -65,9 +65,9 @@ def test_the_newest_checkpoint_of_several_sources_is_the_one_continued(tiny_cfg,
     train(tiny_cfg("mnist-mlp", "train.kimg=0.64"), longer, progress=False)
     for i, order in enumerate(([shorter, longer], [longer, shorter])):
         assert table2_full.start_from(order, tmp_path / f"run{i}", tiny_cfg("mnist-mlp", "train.kimg=1")) \
-            == checkpoint.checkpoint_path(longer, 640)
+            == Run(longer).checkpoint_path(640)
     assert table2_full.start_from([shorter, longer], tmp_path / "run2", tiny_cfg("mnist-mlp", "train.kimg=0.48")) \
-        == checkpoint.checkpoint_path(shorter, 320)
+        == Run(shorter).checkpoint_path(320)
 
 
 def test_a_source_trained_differently_is_refused_by_name(tiny_cfg, tmp_path):

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from alae import checkpoint, config, dist
 from alae.losses import ae_step, g_step
 from alae.model import ALAE
+from alae.run import Run
 from alae.train import d_step_for, train
 from tests.conftest import TINY, child_env, python
 from tests.test_style_training import TINY_STYLE
@@ -120,8 +121,8 @@ def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(
 def test_the_two_runs_hold_the_same_files_and_checkpoints(runs, request):
     one, two = runs
     assert sorted(p.name for p in (two / "run").rglob("*")) == sorted(p.name for p in (one / "run").rglob("*"))
-    a, meta_a = checkpoint.load(checkpoint.latest(one / "run"))
-    b, meta_b = checkpoint.load(checkpoint.latest(two / "run"))
+    a, meta_a = checkpoint.load(Run(one / "run").latest_checkpoint())
+    b, meta_b = checkpoint.load(Run(two / "run").latest_checkpoint())
     assert a.keys() == b.keys()
     for key in ("images_seen", "steps", "level", "blend"):
         assert meta_a[key] == meta_b[key], key
@@ -272,7 +273,7 @@ def test_a_stop_signal_to_one_process_stops_every_process_at_the_same_step(stopp
         assert stopped["signum"] == signal.SIGTERM, rank
         assert "stopped by SIGTERM at step 8 (128 images)" in stopped["message"], (rank, stopped["message"])
         assert not (stopped_run / f"rank-{rank}-of-2.safetensors").exists()
-    assert [p.name for p in checkpoint.list_checkpoints(stopped_run / "run")] == [
+    assert [p.name for p in Run(stopped_run / "run").checkpoints()] == [
         "ckpt-000000000096.safetensors", "ckpt-000000000128.safetensors"]
 
 
@@ -294,7 +295,7 @@ def test_a_run_resumes_with_another_number_of_processes(runs, stopped_run, reque
         assert got.keys() == straight.keys()
         for key in straight:
             torch.testing.assert_close(got[key], straight[key], rtol=1e-4, atol=1e-4, msg=f"{name}: {key}")
-        meta = checkpoint.load(checkpoint.latest(tmp_path / name / "run"))[1]
+        meta = checkpoint.load(Run(tmp_path / name / "run").latest_checkpoint())[1]
         assert (meta["images_seen"], meta["steps"]) == (160, 10), name
         log = [json.loads(row)["kimg"] for row in (tmp_path / name / "run" / "stats.jsonl").read_text().splitlines()]
         # each run logged its last, partial interval at 96 images

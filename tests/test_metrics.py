@@ -184,11 +184,12 @@ def fixed_style_run(tmp_path_factory):
     """A tiny StyleALAE at 32x32 with its initial weights (seed 0), saved as a run: its metrics
     depend on no training arithmetic, so they can be pinned."""
     from alae import config
-    from alae.train import Trainer, prepare_run
+    from alae.run import Run
+    from alae.train import Trainer
     from tests.test_style_training import TINY_STYLE
     cfg = config.load("mnist-style", TINY_STYLE + ["data.split=dw"])
     run = tmp_path_factory.mktemp("fixed-style") / "run"
-    prepare_run(run, cfg, resume=False, force=False)
+    Run.create(run, cfg)
     trainer = Trainer(cfg, run)
     trainer.level, trainer.blend = 3, 1.0
     for net in (trainer.model, trainer.ema):

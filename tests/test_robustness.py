@@ -33,13 +33,15 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import alae
-from alae import checkpoint, config
+from alae import checkpoint, config, files
 from alae.cli import main
 from alae.data import idx, packed
+from alae.data.stream import DataStream
 from alae.errors import UserError
 from alae.images import load_image
 from alae.model import ALAE
-from alae.train import DataStream, Stopped, Trainer, train
+from alae.run import Run
+from alae.train import Stopped, Trainer, train
 from tests.conftest import TINY
 from tests.test_train import read_stats
 from tests.workers import paused_train
@@ -139,7 +141,7 @@ class KillRun:
             proc.join()
 
     def checkpoints(self) -> list[str]:
-        return [p.name for p in checkpoint.list_checkpoints(self.run)]
+        return [p.name for p in Run(self.run).checkpoints()]
 
     def temps(self) -> list[Path]:
         return list((self.run / "checkpoints").glob(".ckpt-*.tmp"))
@@ -206,7 +208,7 @@ def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(kill_run
     k.paused(proc)
     assert k.stop(proc, signal.SIGKILL, "SIGKILL during a checkpoint write")[0] == -signal.SIGKILL
     assert k.temps() and k.checkpoints() == before  # the half-done write is no checkpoint
-    assert checkpoint.latest(k.run).name == before[-1]
+    assert Run(k.run).latest_checkpoint().name == before[-1]
 
     # 5. SIGTERM: the step ends, a checkpoint is written where training stood, status 143
     proc = k.start("checkpoint")
@@ -214,7 +216,7 @@ def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(kill_run
     code, err = k.stop(proc, signal.SIGTERM, "SIGTERM", release=True)
     assert code == 128 + signal.SIGTERM and len(err.splitlines()) == 1 and "stopped by SIGTERM at step" in err
     images = int(err.split("(")[1].split(" images")[0])
-    assert checkpoint.latest(k.run).name == f"ckpt-{images:012d}.safetensors" and f"ckpt-{images:012d}" in err
+    assert Run(k.run).latest_checkpoint().name == f"ckpt-{images:012d}.safetensors" and f"ckpt-{images:012d}" in err
     assert not k.temps()  # the killed write's temporary file was removed by the next save
 
     # 6. SIGINT (Ctrl-C) before the first step of a resumed run: one step, a checkpoint, status 130
@@ -260,10 +262,10 @@ def test_sigterm_in_process_checkpoints_the_step_and_restores_handlers(straight_
         train(tiny_cfg("mnist-mlp", "train.kimg=0.32"), tmp_path / "split", progress=False)
     assert stopped.value.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is handler
-    assert checkpoint.latest(tmp_path / "split").name == "ckpt-000000000080.safetensors"
+    assert Run(tmp_path / "split").latest_checkpoint().name == "ckpt-000000000080.safetensors"
     monkeypatch.setattr(Trainer, "step", step)
     train(tiny_cfg("mnist-mlp", "train.kimg=0.32"), tmp_path / "split", resume=True, progress=False)
-    assert_same_checkpoint(checkpoint.latest(straight_run), checkpoint.latest(tmp_path / "split"))
+    assert_same_checkpoint(Run(straight_run).latest_checkpoint(), Run(tmp_path / "split").latest_checkpoint())
 
 
 def test_a_torn_log_line_from_a_kill_is_dropped_on_resume(straight_run, tiny_cfg, tmp_path):
@@ -272,7 +274,7 @@ def test_a_torn_log_line_from_a_kill_is_dropped_on_resume(straight_run, tiny_cfg
         f.write('{"kimg": 0.15, "step": 1')
     train(tiny_cfg("mnist-mlp", "train.kimg=0.32"), tmp_path / "split", resume=True, progress=False)
     assert [r["kimg"] for r in read_stats(tmp_path / "split")] == [r["kimg"] for r in read_stats(straight_run)]
-    assert_same_checkpoint(checkpoint.latest(straight_run), checkpoint.latest(tmp_path / "split"))
+    assert_same_checkpoint(Run(straight_run).latest_checkpoint(), Run(tmp_path / "split").latest_checkpoint())
 
 
 # -- checkpoint writes: atomic, a failed one keeps the previous, temp files ignored ------------------
@@ -289,46 +291,48 @@ def test_failed_checkpoint_write_keeps_the_previous_and_stops_with_one_line(tmp_
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(checkpoint.os, "fsync", fsync_disk_full_on_second_checkpoint)
+    monkeypatch.setattr(files.os, "fsync", fsync_disk_full_on_second_checkpoint)
     code, err = run_cli(capsys, "train", "--out", out, "--kimg", "1", "--quiet", *tiny_args())
     assert_one_line_error(code, err, "cannot write checkpoint", "ckpt-000000000512", "No space left on device")
-    assert [p.name for p in checkpoint.list_checkpoints(out)] == ["ckpt-000000000256.safetensors"]
+    assert [p.name for p in Run(out).checkpoints()] == ["ckpt-000000000256.safetensors"]
     assert not list((out / "checkpoints").glob(".*.tmp"))
-    tensors, meta = checkpoint.load(checkpoint.latest(out))
+    tensors, meta = checkpoint.load(Run(out).latest_checkpoint())
     assert meta["images_seen"] == 256 and all(torch.isfinite(t.float()).all() for t in tensors.values())
 
 
 @pytest.mark.parametrize("fault", ["rename on a read-only file system", "read-only folder"])
 def test_checkpoint_write_to_a_read_only_place_is_refused_cleanly(tmp_path, monkeypatch, fault):
-    first = checkpoint.save(tmp_path, 10, {"a": torch.ones(3)}, {"images_seen": 10}, keep=3)
+    folder = tmp_path / "checkpoints"
+    first = checkpoint.save(folder, 10, {"a": torch.ones(3)}, {"images_seen": 10}, keep=3)
     if fault == "read-only folder":
         if os.geteuid() == 0:
             pytest.skip("root ignores folder permissions; the rename fault covers this")
-        (tmp_path / "checkpoints").chmod(0o555)
+        folder.chmod(0o555)
         reason = "Permission denied"
     else:
         def refuse(src, dst):
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-        monkeypatch.setattr(checkpoint.os, "replace", refuse)
+        monkeypatch.setattr(files.os, "replace", refuse)
         reason = "Read-only file system"
     try:
         with pytest.raises(UserError, match=f"cannot write checkpoint .*ckpt-000000000020.safetensors: {reason}"):
-            checkpoint.save(tmp_path, 20, {"a": torch.zeros(3)}, {"images_seen": 20}, keep=3)
+            checkpoint.save(folder, 20, {"a": torch.zeros(3)}, {"images_seen": 20}, keep=3)
     finally:
-        (tmp_path / "checkpoints").chmod(0o755)
-    assert checkpoint.list_checkpoints(tmp_path) == [first]
-    assert not list((tmp_path / "checkpoints").glob(".*.tmp"))
+        folder.chmod(0o755)
+    assert checkpoint.list_checkpoints(folder) == [first]
+    assert not list(folder.glob(".*.tmp"))
     assert torch.equal(checkpoint.load(first)[0]["a"], torch.ones(3))
 
 
 def test_temp_files_of_killed_writes_are_ignored_and_cleaned(tmp_path):
-    first = checkpoint.save(tmp_path, 10, {"a": torch.ones(3)}, {}, keep=3)
-    stale = tmp_path / "checkpoints" / ".ckpt-000000000020.safetensors.tmp"
+    folder = tmp_path / "checkpoints"
+    first = checkpoint.save(folder, 10, {"a": torch.ones(3)}, {}, keep=3)
+    stale = folder / ".ckpt-000000000020.safetensors.tmp"
     stale.write_bytes(first.read_bytes()[:100])
-    assert checkpoint.latest(tmp_path) == first
-    checkpoint.save(tmp_path, 30, {"a": torch.ones(3)}, {}, keep=3)
+    assert checkpoint.latest(folder) == first
+    checkpoint.save(folder, 30, {"a": torch.ones(3)}, {}, keep=3)
     assert not stale.exists()
-    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == [first.name, "ckpt-000000000030.safetensors"]
+    assert [p.name for p in checkpoint.list_checkpoints(folder)] == [first.name, "ckpt-000000000030.safetensors"]
 
 
 # -- NaN and infinite losses ---------------------------------------------------------------------------
@@ -346,9 +350,9 @@ def test_non_finite_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint(t
     code, err = run_cli(capsys, "train", "--out", out, "--kimg", "1", "--quiet", *tiny_args())
     assert_one_line_error(code, err, "training diverged at step 21 (336 images): loss_d is nan",
                           "ckpt-000000000256.safetensors")
-    assert checkpoint.latest(out).name == "ckpt-000000000256.safetensors"
-    assert len(checkpoint.list_checkpoints(out)) == 1
-    assert all(torch.isfinite(t.float()).all() for t in checkpoint.load(checkpoint.latest(out))[0].values())
+    assert Run(out).latest_checkpoint().name == "ckpt-000000000256.safetensors"
+    assert len(Run(out).checkpoints()) == 1
+    assert all(torch.isfinite(t.float()).all() for t in checkpoint.load(Run(out).latest_checkpoint())[0].values())
     assert max(r["kimg"] for r in read_stats(out)) <= 0.32
 
 
@@ -367,7 +371,7 @@ def rewrite(path: Path, tensors: dict, header: dict) -> None:
 
 def hostile_checkpoints(trained_run: Path, folder: Path) -> dict[str, tuple[Path, str]]:
     """name -> (a damaged or foreign checkpoint file, the message alae.load must give)."""
-    good = checkpoint.latest(trained_run)
+    good = Run(trained_run).latest_checkpoint()
     data = good.read_bytes()
     tensors, meta = checkpoint.load(good)
     meta.pop("alae_version")
@@ -423,7 +427,7 @@ def test_hostile_checkpoints_are_refused_with_one_line_naming_the_fault(trained_
 def test_resume_from_a_damaged_checkpoint_is_refused_with_one_line(trained_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    latest = checkpoint.latest(run)
+    latest = Run(run).latest_checkpoint()
     latest.write_bytes(latest.read_bytes()[:1000])
     code, err = run_cli(capsys, "train", "--out", run, "--resume", "--kimg", "0.128", "--quiet")
     assert_one_line_error(code, err, str(latest), "truncated or damaged")
@@ -437,7 +441,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_whole_one(tmp_path
     straight = train(config.load("mnist-mlp", cfg + ["train.kimg=0.128"]), tmp_path / "straight", progress=False)
     run = tmp_path / "run"
     train(config.load("mnist-mlp", cfg + ["train.kimg=0.064"]), run, progress=False)
-    older, newest = checkpoint.list_checkpoints(run)[-2:]
+    older, newest = Run(run).checkpoints()[-2:]
     newest.write_bytes(newest.read_bytes()[:-100])
     capsys.readouterr()
     model = alae.load(run)
@@ -456,7 +460,7 @@ def test_a_run_of_an_older_alae_loads_to_the_same_model(trained_run, tmp_path):
     """Checkpoints written before alae recorded its version lack w_avg, level, blend, steps and newer config keys."""
     old_run = tmp_path / "old"
     shutil.copytree(trained_run, old_run)
-    path = checkpoint.latest(old_run)
+    path = Run(old_run).latest_checkpoint()
     tensors, meta = checkpoint.load(path)
     newer = ("d_nonlinear", "start_ch", "max_ch", "style_mixing_prob", "truncation_psi", "truncation_cutoff",
              "w_avg_beta")
@@ -479,9 +483,9 @@ def test_a_run_directory_is_never_overwritten(tmp_path, capsys):
     assert main(["train", "--out", str(out), "--kimg", "0.032", "--quiet", *tiny_args()]) == 0
     code, err = run_cli(capsys, "train", "--out", out, "--kimg", "0.064", "--quiet", *tiny_args())
     assert_one_line_error(code, err, "already exists: pass --resume to continue it or --force to start over")
-    assert [p.name for p in checkpoint.list_checkpoints(out)] == ["ckpt-000000000032.safetensors"]
+    assert [p.name for p in Run(out).checkpoints()] == ["ckpt-000000000032.safetensors"]
     assert main(["train", "--out", str(out), "--kimg", "0.016", "--force", "--quiet", *tiny_args()]) == 0
-    assert [p.name for p in checkpoint.list_checkpoints(out)] == ["ckpt-000000000016.safetensors"]
+    assert [p.name for p in Run(out).checkpoints()] == ["ckpt-000000000016.safetensors"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing left beside it
     (tmp_path / "a-file").write_text("")
     code, err = run_cli(capsys, "train", "--out", tmp_path / "a-file" / "run", "--quiet", *tiny_args())

@@ -19,8 +19,8 @@ from alae import directions, figures
 from alae.data import mnist, source
 from alae.images import load_image
 from alae.model import load
+from alae.run import Run
 from alae.serve import server
-from alae.train import read_config
 
 
 @contextmanager
@@ -96,7 +96,7 @@ def test_info_lists_samples_directions_and_abilities(url, demo_run):
 def test_encode_sample_reconstructs_like_the_model(url, model, demo_run):
     status, answer = call(url, "/api/encode", {"sample": 3})
     assert status == 200
-    x = source.figure_images(read_config(demo_run), server.SAMPLES)[3]
+    x = source.figure_images(Run(demo_run).config(), server.SAMPLES)[3]
     w = model.encode(x[None])[0]
     assert answer["w"] == pytest.approx(w.tolist(), abs=1e-5)
     rec = pixels(answer["reconstruction"])

@@ -150,7 +150,7 @@ def test_mirror_flips_half_the_images_each_epoch_anew_and_resume_stays_exact(tmp
     """data.mirror (the reference's FLIP_IMAGES): each image of an epoch is shown mirrored or not,
     half of them mirrored, picked again each epoch from the seed; without it nothing is flipped.
     A run with mirroring resumed across an epoch boundary equals the uninterrupted run."""
-    from alae.train import DataStream
+    from alae.data.stream import DataStream
     images = torch.arange(400, dtype=torch.uint8).view(100, 1, 2, 2).numpy()
     plain = DataStream(images, np.arange(100), seed=5, device=torch.device("cpu"))
     mirrored = DataStream(images, np.arange(100), seed=5, device=torch.device("cpu"), mirror=True)

@@ -15,7 +15,8 @@ from alae.cli import main
 from alae.data import mnist
 from alae.metrics import table2
 from alae.report import table2_report
-from alae.train import Trainer, save_config, train
+from alae.run import Run
+from alae.train import Trainer, train
 from tests.conftest import TINY
 
 # sha256 of the int64 SW train and test indices into the official training set
@@ -58,7 +59,7 @@ def test_an_sw_model_never_reads_its_test_digits(tmp_path):
 def run_dir(tmp_path, name, *sets):
     run = tmp_path / name
     run.mkdir()
-    save_config(run, config.load("mnist-mlp", TINY + list(sets)))
+    Run(run).save_config(config.load("mnist-mlp", TINY + list(sets)))
     return run
 
 

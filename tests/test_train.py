@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from alae import checkpoint
+from alae.data.stream import DataStream
 from alae.errors import UserError
-from alae.train import DataStream, Trainer, logged_throughput, train
+from alae.run import Run
+from alae.train import Trainer, train
 
 
 def read_stats(run):
@@ -68,9 +70,8 @@ def test_logged_throughput_adds_up_the_intervals_of_the_whole_log(tmp_path):
     # a line torn by a killed process counts for nothing
     rows = [{"kimg": 0.5, "img_per_s": 100.0}, {"kimg": 1.0, "img_per_s": 50.0},
             {"kimg": 1.3, "img_per_s": 30.0, "level": 1}]
-    path = tmp_path / "stats.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"kimg": 1.4, "img_')
-    rates, seconds = logged_throughput(path)
+    Run(tmp_path).stats_path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"kimg": 1.4, "img_')
+    rates, seconds = Run(tmp_path).throughput()
     assert seconds == pytest.approx(25.0)
     assert rates == pytest.approx({0: 1000 / 15, 1: 30.0})
 
@@ -94,11 +95,11 @@ def test_resume_from_a_checkpoint_that_predates_a_model_key(tiny_cfg, tmp_path):
     # a key added later (with the default that keeps the old behaviour) is absent from older checkpoints
     run = tmp_path / "run"
     train(tiny_cfg("mnist-mlp", "train.kimg=0.032", "model.g_out_slope=1"), run, progress=False)
-    path = checkpoint.latest(run)
+    path = Run(run).latest_checkpoint()
     tensors, meta = checkpoint.load(path)
     del meta["config"]["model"]["g_out_slope"]
     path.unlink()
-    checkpoint.save(run, meta["images_seen"], tensors, meta, 3)
+    checkpoint.save(Run(run).checkpoint_dir, meta["images_seen"], tensors, meta, 3)
     resumed = train(tiny_cfg("mnist-mlp", "train.kimg=0.064", "model.g_out_slope=1"), run, resume=True, progress=False)
     assert resumed.images_seen == 64
     with pytest.raises(UserError, match=r"model.g_out_slope \(checkpoint 1.0, now 0.0\)"):

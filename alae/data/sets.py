@@ -16,10 +16,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as nnf
 
 from ..errors import UserError
 from ..images import decode
+from ..nn import downsample_to
 from . import mnist, packed
 
 KEY_CHUNK = 4096  # images hashed per read
@@ -44,7 +44,7 @@ def array_set(name: str, images: np.ndarray, rows: np.ndarray, size: int | None 
 
     def read(a: int, b: int) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(images[rows[a:b]]))
-        return x if factor <= 1 else nnf.avg_pool2d(x.float(), factor).round().to(torch.uint8)
+        return x if factor <= 1 else downsample_to(x.float(), size).round().to(torch.uint8)
     return ImageSet(name, len(rows), digest.hexdigest(), read)
 
 

@@ -22,18 +22,19 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .. import checkpoint, dist
+from .. import dist
 from ..data import source
 from ..data.sets import ImageSet, array_set, open_set
+from ..device import resolve_device
+from ..draws import derived_seed
 from ..errors import UserError
 from ..model import load
-from ..train import read_config, resolve_device
+from ..run import Run
 from . import fid, ppl
 from .inception import Inception
 
 STYLE_METRICS = ("fid", "fid_rec", "fid_real", "ppl_zfull", "ppl_zend", "ppl_wfull", "ppl_wend", "lpips_rec")
 MLP_METRICS = ("fid", "fid_rec", "fid_real", "lpips_rec")
-RESULTS_FILE = "metrics.jsonl"
 
 
 def parse(names: str, growing: bool) -> list[str]:
@@ -80,12 +81,13 @@ class Evaluator:
 
     def __init__(self, run: Path, num: int, batch: int, device: str, inception: str | None = None,
                  lpips: str | None = None, crop: bool = False, seed: int = 0, progress: bool = True):
-        self.run, self.num, self.batch, self.seed, self.crop = Path(run), num, batch, seed, crop
+        self.run, self.num, self.batch, self.seed, self.crop = Run.open(run), num, batch, seed, crop
         self.rank, self.world = dist.world()
         self.device = dist.device_for_rank(resolve_device(device))
-        self.cfg = read_config(self.run)
-        self.model = load(self.run, self.device)
-        self.checkpoint = checkpoint.latest(self.run).name
+        self.cfg = self.run.config()
+        latest = self.run.latest_checkpoint()
+        self.model = load(latest, self.device)
+        self.checkpoint = latest.name
         self.inception_path, self.lpips_path = inception, lpips
         self._inception = self._lpips = None
         self.progress = progress and self.rank == 0
@@ -123,7 +125,7 @@ class Evaluator:
     # each returns (value, number of images or pairs it used)
     def fid(self) -> tuple[float, int]:
         real = self._part("train")
-        fake = self._stats(lambda a, b: self.model.generate(b - a, seed=self.seed * 1_000_003 + a), real.count,
+        fake = self._stats(lambda a, b: self.model.generate(b - a, seed=derived_seed(self.seed, a)), real.count,
                            "fid: generations")
         return fid.fid_from_stats(self.real_stats(real, "fid: training images"), fake), real.count
 
@@ -167,9 +169,7 @@ class Evaluator:
 def run_metrics(run: Path, names: str, num: int, batch: int = 64, device: str = "auto", inception: str | None = None,
                 lpips: str | None = None, crop: bool = False, seed: int = 0, progress: bool = True) -> list[dict]:
     """Compute the named metrics of a run; rank 0 appends one JSON line per metric to metrics.jsonl."""
-    run = Path(run)
-    if not run.is_dir():
-        raise UserError(f"run directory not found: {run}")
+    run = Run.open(run)
     if num < 2:
         raise UserError("--num must be at least 2")
     ev = Evaluator(run, num, batch, device, inception, lpips, crop, seed, progress)
@@ -184,7 +184,7 @@ def run_metrics(run: Path, names: str, num: int, batch: int = 64, device: str = 
             row["crop"] = crop
         rows.append(row)
         if ev.rank == 0:
-            with open(run / RESULTS_FILE, "a") as f:
+            with open(run.metrics_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
     return rows
 

@@ -9,6 +9,7 @@ dataset are cached on disk keyed by the images' content and the network file.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from .. import dist
+from ..files import write_atomic
 
 
 class FeatureStats:
@@ -101,6 +103,6 @@ def load_stats(path: Path) -> FeatureStats | None:
 
 def save_stats(path: Path, stats: FeatureStats) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"count": torch.tensor(stats.count), "total": stats.total, "outer": stats.outer}, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save({"count": torch.tensor(stats.count), "total": stats.total, "outer": stats.outer}, buffer)
+    write_atomic(path, buffer.getvalue())

@@ -17,7 +17,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as nnf
+
+from ..draws import derived_seed
+from ..nn import downsample_to
 
 EPSILON = 1e-4
 SPACES = ("z", "w")
@@ -37,7 +39,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def endpoints(start: int, stop: int, latent: int, sampling: str, seed: int) -> tuple[torch.Tensor, ...]:
     """z0, z1 [n, latent], t [n] and a noise seed for pairs start .. stop - 1, from (seed, start)."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
+    gen = torch.Generator().manual_seed(derived_seed(seed, start))
     n = stop - start
     z0 = torch.randn(n, latent, generator=gen, dtype=torch.float64)
     z1 = torch.randn(n, latent, generator=gen, dtype=torch.float64)
@@ -53,10 +55,7 @@ def prepare(images: torch.Tensor, crop: bool) -> torch.Tensor:
     if crop:
         c = images.shape[2] // 8
         images = images[:, :, c * 3:c * 7, c * 2:c * 6]
-    factor = images.shape[2] // 256
-    if factor > 1:
-        images = nnf.avg_pool2d(images, factor)
-    return images * 2 - 1
+    return downsample_to(images, 256) * 2 - 1
 
 
 def path_lengths(generate: Callable[[torch.Tensor], torch.Tensor], mapping: Callable[[torch.Tensor], torch.Tensor],

@@ -109,7 +109,7 @@ def import_checkpoint(path: Path, out: Path, overrides: list[str] = (), force: b
     The architecture comes from the tensors; `overrides` (`section.key=value`) set what
     they cannot say (the dataset, the Table 2 split, learning-rate multipliers, ...).
     """
-    from ..train import prepare_run, save_config
+    from ..run import Run
 
     path, out = Path(path), Path(out)
     if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not force:
@@ -125,10 +125,9 @@ def import_checkpoint(path: Path, out: Path, overrides: list[str] = (), force: b
     inferred = config.ModelConfig(**fields)
     if cfg.model != inferred:
         live_state, ema_state = (reparameterise(s, inferred, cfg.model) for s in (live_state, ema_state))
-    prepare_run(out, cfg, resume=False, force=force)
+    run = Run.create(out, cfg, force=force)
     tensors = {f"model.{k}": v for k, v in live_state.items()} | {f"ema.{k}": v for k, v in ema_state.items()}
     meta = {"config": cfg.to_dict(), "images_seen": 0, "steps": 0, "level": cfg.model.levels - 1, "blend": 1.0,
             "optimizers": {}, "imported": {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
-    checkpoint.save(out, 0, tensors, meta, keep=1)
-    save_config(out, cfg)
+    checkpoint.save(run.checkpoint_dir, 0, tensors, meta, keep=1)
     return cfg

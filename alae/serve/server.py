@@ -38,8 +38,7 @@ from .. import directions as directions_mod
 from .. import figures, images
 from ..data import source
 from ..errors import UserError
-from ..model import load
-from ..train import read_config
+from ..run import Run
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_UPLOAD_BYTES = 8 * 2**20       # an uploaded image file
@@ -77,12 +76,10 @@ class Demo:
     """
 
     def __init__(self, run: Path):
-        self.run = Path(run)
-        if not self.run.is_dir():
-            raise UserError(f"run directory not found: {run}")
-        self.cfg = read_config(self.run)
-        self.model = load(self.run)
-        has_directions = (self.run / directions_mod.FILE).is_file()
+        self.run = Run.open(run)
+        self.cfg = self.run.config()
+        self.model = self.run.load()
+        has_directions = self.run.directions_path.is_file()
         self.directions = directions_mod.read(self.run, self.latent) if has_directions else {}
         self.samples = source.figure_images(self.cfg, SAMPLES)
         self.lock = threading.Lock()
@@ -94,7 +91,7 @@ class Demo:
     def info(self) -> dict:
         model = self.model
         return {
-            "run": self.run.name,
+            "run": self.run.path.name,
             "net": model.cfg.net,
             "kind": model.cfg.kind,
             "resolution": model.resolution,

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from alae import checkpoint, train
+from alae import files, train
 from alae.cli import main
 
 POINTS = ("start", "checkpoint", "checkpoint-write", "last-step")
@@ -68,7 +68,7 @@ def pause_at(where: str, marker: Path) -> None:
                 pause()
             replace(src, dst)
 
-        checkpoint.os.replace = paused_replace
+        files.os.replace = paused_replace
 
 
 def child(marker: str, where: str, args: list[str], stderr: str) -> None:

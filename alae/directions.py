@@ -33,8 +33,7 @@ import torch
 
 from .errors import UserError
 from .files import write_atomic
-from .images import load_image
-from .model import ALAE
+from .images import as_floats, load_image
 from .run import Run
 
 VERSION = 1
@@ -48,7 +47,7 @@ NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 def luminance(x) -> torch.Tensor:
     """Images [N, C, H, W] (floats in [0, 1] or uint8) -> grayscale [N, H, W] in [0, 1]."""
-    x = ALAE.as_images(x)
+    x = as_floats(x)
     if x.shape[1] == 3:
         return torch.einsum("nchw,c->nhw", x, torch.tensor(LUMA))
     return x[:, 0]

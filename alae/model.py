@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import checkpoint, dist, draws
+from . import checkpoint, dist, draws, images
 from .config import ModelConfig
 from .errors import UserError
 from .nets import mlp, style
@@ -106,20 +106,22 @@ class ALAE(nn.Module):
         with torch.no_grad():
             return torch.cat([fn(chunk.to(self.device)) for chunk in x.split(INFERENCE_BATCH)])
 
-    @staticmethod
-    def as_images(x) -> torch.Tensor:
-        """Images as float in [0, 1]; uint8 input is divided by 255."""
-        x = torch.as_tensor(x)
-        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    def as_images(self, x) -> torch.Tensor:
+        """What a user passes as images (`images.to_batch`: paths, PIL images, tensors or arrays of
+        uint8 or floats in [0, 1]) -> floats [N, C, R, R] in [0, 1] at the model's resolution R:
+        larger square images whose side is a multiple of R are averaged down to it."""
+        x = images.to_batch(x, self.resolution, self.cfg.channels)
+        side = x.shape[-1]
+        if x.shape[-2] == side > self.resolution and side % self.resolution == 0:
+            x = downsample_to(x, self.resolution)
+        if x.shape[-2:] != (self.resolution, self.resolution):
+            raise UserError(f"images must be {self.resolution}x{self.resolution} (or a multiple, averaged down), "
+                            f"got {x.shape[-2]}x{x.shape[-1]}")
+        return x
 
     def encode(self, x) -> torch.Tensor:
-        """Images [N, C, H, W] (or [N, H, W]) in [0, 1] -> w [N, latent] (a VAE: the posterior mean).
-
-        Images larger than the current resolution are averaged down to it first.
-        """
+        """Images (anything `as_images` takes) -> w [N, latent] (a VAE: the posterior mean)."""
         x = self.as_images(x)
-        if x.dim() == 4 and x.shape[-1] > self.resolution and x.shape[-1] % self.resolution == 0:
-            x = downsample_to(x, self.resolution)
         return self._batched(lambda chunk: self.E(self.to_net(chunk)), x)[:, :self.cfg.latent_size]
 
     def to_net(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,30 +138,51 @@ class ALAE(nn.Module):
         return (x + 1) / 2 if self.growing else x
 
     def features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images -> (short w, long penultimate activations), the features of Table 2."""
+        """Images (anything `as_images` takes) -> (short w, long penultimate activations), the features of Table 2."""
         x = self.as_images(x)
         with torch.no_grad():
             pairs = [self.E.features(chunk.to(self.device)) for chunk in x.split(INFERENCE_BATCH)]
         return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
 
-    def decode(self, w: torch.Tensor, noise: bool = True) -> torch.Tensor:
-        """w [N, latent] (or ws [N, num_styles, latent]) -> images [N, C, H, W] in [0, 1] units, as G
-        outputs them (not clipped); `noise=False` puts the style G's fixed stand-in for its noise
-        inputs in their place (`style.noise_stand_in`), as the reference does, for repeatable images."""
+    def decode(self, w, noise: bool = True, clip: bool = True) -> torch.Tensor:
+        """w [N, latent] (or one w [latent], or ws [N, num_styles, latent] for the style networks)
+        -> images [N, C, R, R] in [0, 1], clipped as a saved image is; `clip=False` gives G's output
+        in those units as it is. `noise=False` puts the style G's fixed stand-in for its noise inputs
+        in their place (`style.noise_stand_in`), as the reference does, for repeatable images."""
+        w = self._latents(w, "w")
+        if w.dim() == 3 and not (self.growing and w.shape[1] == self.G.num_styles):
+            raise UserError(f"ws must be [N, {self.G.num_styles if self.growing else 1}, {self.cfg.latent_size}] "
+                            f"(one w per style input), got {list(w.shape)}")
         G = functools.partial(self.G, noise=noise) if self.growing else self.G
-        return self._batched(lambda chunk: self.from_net(G(chunk)), torch.as_tensor(w).float())
+        out = self._batched(lambda chunk: self.from_net(G(chunk)), w)
+        return out.clamp(0, 1) if clip else out
 
     def reconstruct(self, x) -> torch.Tensor:
+        """G(E(x)): images (anything `as_images` takes) -> images [N, C, R, R] in [0, 1]."""
         return self.decode(self.encode(x))
 
-    def map(self, z: torch.Tensor) -> torch.Tensor:
-        """z -> w through F."""
+    def map(self, z) -> torch.Tensor:
+        """z [N, latent] (or one z [latent]) -> w = F(z) [N, latent]."""
         self._require_F("map z to w")
-        return self._batched(self.F, torch.as_tensor(z).float())
+        return self._batched(self.F, self._latents(z, "z"))
+
+    def _latents(self, v, name: str) -> torch.Tensor:
+        """A user's latent vectors as floats [N, latent] (or [N, styles, latent]); a one-line error otherwise."""
+        try:
+            v = torch.as_tensor(v).float()
+        except (TypeError, ValueError, RuntimeError):
+            raise UserError(f"{name} must be a tensor or array of numbers, got {type(v).__name__}") from None
+        if v.dim() == 1:
+            v = v[None]
+        if v.dim() not in (2, 3) or v.shape[-1] != self.cfg.latent_size:
+            raise UserError(f"{name} must be [N, {self.cfg.latent_size}] (this model's latent size), got {list(v.shape)}")
+        return v
 
     def generate(self, n: int, seed: int | None = None, truncation: float | None = None) -> torch.Tensor:
-        """n images G(F(z)) with z ~ N(0, I) and G's noise inputs drawn from `seed`;
-        `truncation` psi for style networks."""
+        """n images G(F(z)) [n, C, R, R] in [0, 1], z ~ N(0, I) and G's noise inputs drawn from
+        `seed`; `truncation` psi (the truncation trick) for the style networks."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise UserError(f"the number of images must be a positive integer, got {n!r}")
         truncated = truncation is not None and truncation != 1.0
         if truncated and not self.growing:
             raise UserError("truncation applies to the style networks only")

@@ -80,7 +80,7 @@ def reference_forward(models: dict, z: torch.Tensor, x: torch.Tensor) -> dict[st
 
 def outputs(model, z, x, w, e) -> dict[str, torch.Tensor]:
     short, long_ = model.features(x)
-    return {"w_of_z": model.map(z), "g_of_w": model.decode(w, noise=False), "e_of_x": short,
+    return {"w_of_z": model.map(z), "g_of_w": model.decode(w, noise=False, clip=False), "e_of_x": short,
             "long_feature_of_x": long_, "d_of_e_of_x": model.D(e)}
 
 

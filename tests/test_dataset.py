@@ -78,3 +78,21 @@ def test_training_streams_from_a_packed_folder(messy_folder, tmp_path):
                                                    "data.split=dw", "train.kimg=0.064"])
     trainer = train(cfg, tmp_path / "run", progress=False)
     assert trainer.images_seen == 64 and len(trainer.stream) == 4
+
+
+def test_a_folder_of_grayscale_files_packs_one_channel_unless_told(tmp_path):
+    src = tmp_path / "gray"
+    src.mkdir()
+    Image.new("L", (16, 16), 100).save(src / "a.png")
+    Image.fromarray(np.full((8, 8), 30000, dtype=np.uint16)).save(src / "deep.png")
+    gray_palette = Image.new("P", (8, 8))
+    gray_palette.putpalette([v for g in range(256) for v in (g, g, g)])
+    gray_palette.save(src / "palette.png")
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")  # skipped, and no say in the channels
+    packed.make(str(src), tmp_path / "one", 8)
+    assert np.load(tmp_path / "one" / "r0008.npy").shape == (3, 1, 8, 8)
+    packed.make(str(src), tmp_path / "told", 8, channels=3)
+    assert np.load(tmp_path / "told" / "r0008.npy").shape == (3, 3, 8, 8)
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(src / "colour.png")
+    packed.make(str(src), tmp_path / "mixed", 8)
+    assert np.load(tmp_path / "mixed" / "r0008.npy").shape == (4, 3, 8, 8)

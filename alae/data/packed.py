@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ..errors import UserError
-from ..images import load_image
+from ..images import SIXTEEN_BIT, load_image
 from . import mnist, shapes
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -32,6 +33,7 @@ FACTORS_FILE = "factors.npy"
 FORMAT = "alae-packed-images"
 SPLIT_SEED = 20200611
 CHUNK = 1024
+GRAY_MODES = {"1", "L", "LA", "F", *SIXTEEN_BIT}  # Pillow modes of grayscale files
 
 
 def level_file(folder: Path, resolution: int) -> Path:
@@ -47,10 +49,25 @@ def _mnist_family(name: str, resolution: int):
     return images, 1, {"train": list(range(n_train)), "test": list(range(n_train, len(images)))}, []
 
 
-def _folder(src: Path, out: Path, resolution: int, channels: int, test_fraction: float):
+def is_grayscale(path: Path) -> bool:
+    """Whether an image file stores gray levels only (read from its header; a palette of grays counts).
+    An unreadable file counts as gray: it is skipped when packed and must not decide the channels."""
+    try:
+        with Image.open(path) as img:
+            if img.mode == "P":
+                palette = np.asarray(img.getpalette() or [], dtype=np.int64).reshape(-1, 3)
+                return bool((palette == palette[:, :1]).all())
+            return img.mode in GRAY_MODES
+    except Exception:  # Pillow raises many types on damaged files
+        return True
+
+
+def _folder(src: Path, out: Path, resolution: int, channels: int | None, test_fraction: float):
     files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"no image files (jpg, png, webp, bmp) in {src}")
+    if channels is None:
+        channels = 1 if all(map(is_grayscale, files)) else 3
     full = np.lib.format.open_memmap(level_file(out, resolution), mode="w+", dtype=np.uint8,
                                      shape=(len(files), channels, resolution, resolution))
     kept, skipped = 0, []
@@ -93,10 +110,11 @@ def _shapes(out: Path, resolution: int, test_fraction: float, keep: dict | None)
     return random_split(len(indices), test_fraction), shapes.factor_table()
 
 
-def make(src: str, out: Path, resolution: int | None, channels: int = 3, test_fraction: float = 0.1,
+def make(src: str, out: Path, resolution: int | None, channels: int | None = None, test_fraction: float = 0.1,
          force: bool = False, keep: dict[str, list[int]] | None = None) -> dict:
     """Pack `src` (a folder of images, 'mnist' / 'fashion-mnist', or 'shapes') into `out`; return
-    the summary. `resolution` None is 32 for the named sets; `keep` picks factor values of shapes."""
+    the summary. `resolution` None is 32 for the named sets; `channels` None packs a folder whose
+    files are all grayscale with 1 channel, any other with 3; `keep` picks factor values of shapes."""
     out = Path(out)
     if resolution is None:
         if src not in (*mnist.DATASETS, "shapes"):
@@ -104,7 +122,7 @@ def make(src: str, out: Path, resolution: int | None, channels: int = 3, test_fr
         resolution = 32
     if resolution < 4 or resolution > 1024 or resolution & (resolution - 1):
         raise UserError(f"--resolution must be a power of two from 4 to 1024, got {resolution}")
-    if channels not in (1, 3):
+    if channels not in (None, 1, 3):
         raise UserError(f"--channels must be 1 or 3, got {channels}")
     if not 0.0 <= test_fraction < 1.0:
         raise UserError(f"--test-fraction must lie in [0, 1), got {test_fraction}")

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .errors import UserError
 from .files import write_atomic
 from .images import as_floats, load_image
@@ -42,7 +43,7 @@ FIT_IMAGES = 10_000    # training images encoded when the attributes are measure
 CHECK_IMAGES = 64      # held-out images decoded along a direction by `check`
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B in the brightness of a pixel
 FASHION = ("tshirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot")
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+DIRECTION_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # what a direction (an attribute column) may be called
 
 
 def luminance(x) -> torch.Tensor:
@@ -125,7 +126,7 @@ def read_labels(path: Path, resolution: int, channels: int) -> tuple[torch.Tenso
     if not names:
         raise UserError(f"{path} line 1: no attribute columns after 'image'")
     for name in names:
-        if not NAME.match(name):
+        if not DIRECTION_NAME.match(name):
             raise UserError(f"{path} line 1: bad attribute name {name!r} (letters, digits, '_', '.', '-')")
         if names.count(name) > 1:
             raise UserError(f"{path} line 1: attribute {name!r} appears twice")
@@ -181,7 +182,7 @@ def fit(w: np.ndarray, values: np.ndarray) -> dict:
 
 def fit_all(w: torch.Tensor, attributes: dict[str, np.ndarray], source: str) -> dict:
     """Directions of every attribute -> the contents of directions.json."""
-    w64 = w.double().numpy()
+    w64 = w.double().cpu().numpy()
     directions = {}
     for name, values in attributes.items():
         directions[name] = fit(w64, values) | {"measure": name if name in MEASURES else None}
@@ -189,7 +190,7 @@ def fit_all(w: torch.Tensor, attributes: dict[str, np.ndarray], source: str) -> 
             "directions": directions}
 
 
-def make(run: Path, labels: Path | None = None, num: int = FIT_IMAGES, force: bool = False) -> dict:
+def make(run: Path, labels: Path | None = None, num: int = FIT_IMAGES, force: bool = False, device: str = "cpu") -> dict:
     """Fit and store the directions of a run (see the module docstring); returns what was written."""
     from .data import source
 
@@ -199,7 +200,7 @@ def make(run: Path, labels: Path | None = None, num: int = FIT_IMAGES, force: bo
         raise UserError(f"{out} exists: pass --force to replace it")
     if num < MIN_ROWS:
         raise UserError(f"--num must be at least {MIN_ROWS}")
-    cfg, model = run.config(), run.load()
+    cfg, model = run.config(), run.load(device=resolve_device(device))
     if labels is not None:
         x, attributes = read_labels(labels, model.resolution, model.cfg.channels)
         src = str(labels)
@@ -238,7 +239,7 @@ def edit(w: torch.Tensor, directions: dict, amounts: dict[str, float]) -> torch.
     return w
 
 
-def check(run: Path, name: str, steps: int = 7, span: float = 3.0) -> tuple[list[dict], dict]:
+def check(run: Path, name: str, steps: int = 7, span: float = 3.0, device: str = "cpu") -> tuple[list[dict], dict]:
     """Decode w + t * scale * d for t from -span to span on held-out images and measure the
     attribute again: by its measure when it has one, else as E(G(w')) . d, the linear model's
     score of the re-encoded image up to its intercept.
@@ -256,7 +257,7 @@ def check(run: Path, name: str, steps: int = 7, span: float = 3.0) -> tuple[list
     if steps < 3:
         raise UserError("--steps must be at least 3")
     run = Run.open(run)
-    model, cfg = run.load(), run.config()
+    model, cfg = run.load(device=resolve_device(device)), run.config()
     directions = read(run, model.cfg.latent_size)
     if name not in directions:
         raise UserError(f"no direction {name!r} in {run.directions_path} (it has: {', '.join(directions)})")
@@ -268,7 +269,7 @@ def check(run: Path, name: str, steps: int = 7, span: float = 3.0) -> tuple[list
     values = []
     for t in ts:
         x = model.decode(edit(w, directions, {name: float(t)})).clamp(0, 1)
-        values.append(measure(x) if measure else (model.encode(x) @ d["vector"]).double().numpy())
+        values.append(measure(x) if measure else (model.encode(x).cpu() @ d["vector"]).double().numpy())
     values = np.stack(values, axis=1)  # [images, steps]
     table = [{"t": float(t), "mean": float(values[:, i].mean()), "std": float(values[:, i].std())}
              for i, t in enumerate(ts)]

@@ -5,7 +5,7 @@ mixing, and the per-pixel noise inputs of the style G. The steps (`alae.losses`)
 style-mixing regularisation (`ALAE.styles`) and G's noise inputs (`alae.nn.NoiseInput`)
 take each of these from `current()`, an instance of `Draws`: by default the one below,
 which draws from torch's generators, so training is a function of the per-step seed
-(`alae.train`). Another instance installed with `using` replaces every draw, e.g. by
+(`alae.training`). Another instance installed with `using` replaces every draw, e.g. by
 draws recorded from the authors' code to replay one of their iterations
 (tests/test_iteration_conformance.py); subclasses override the methods they replace.
 

@@ -12,13 +12,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from .latent import STYLE_GROUPS, invert_F, lerp_rows, style_group_inputs
+
 PAD = 2
 LABEL_WIDTH = 70
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """[N, C, H, W] floats in [0, 1] -> [N, H, W, C] uint8 (values outside [0, 1] clipped)."""
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def grid(rows: list[torch.Tensor], labels: list[str], scale: int = 2, label_width: int = LABEL_WIDTH) -> Image.Image:
@@ -39,29 +41,6 @@ def grid(rows: list[torch.Tensor], labels: list[str], scale: int = 2, label_widt
 def reconstructions(model, images: torch.Tensor) -> Image.Image:
     """Figure 3: a row of test digits and the row of their reconstructions G(E(x))."""
     return grid([images, model.reconstruct(images)], ["input", "G(E(x))"])
-
-
-def invert_F(model, w: torch.Tensor, steps: int = 500, lr: float = 0.05) -> tuple[torch.Tensor, float]:
-    """z with F(z) close to w, by Adam on ||F(z) - w||^2 (F has no closed-form inverse).
-
-    Returns z and the final mean squared residual relative to the mean squared w.
-    """
-    z = torch.randn(w.shape, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
-    for _ in range(steps):
-        loss = (model.F(z) - w).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        residual = ((model.F(z) - w).pow(2).mean() / w.pow(2).mean()).item()
-    return z.detach(), residual
-
-
-def lerp_rows(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-    """[pairs, steps, dim]: straight lines from a to b."""
-    t = torch.linspace(0, 1, steps)[None, :, None]
-    return a[:, None] + t * (b - a)[:, None]
 
 
 def traversals(model, a: torch.Tensor, b: torch.Tensor, steps: int = 9) -> tuple[Image.Image, float]:
@@ -124,40 +103,18 @@ def generations(model, num: int, seed: int, truncations: tuple[float | None, ...
 
 
 def interpolation(model, a: torch.Tensor, b: torch.Tensor, steps: int) -> Image.Image:
-    """Two real images and G(w) along the straight line between E(a) and E(b)."""
-    path = lerp_rows(model.encode(a[None]), model.encode(b[None]), steps)[0]
-    return grid([torch.cat([a[None], model.decode(path), b[None]])], ["a, w path, b"])
-
-
-STYLE_GROUPS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1024)}  # resolutions, Figure 9
-
-
-def style_group_inputs(model, group: str) -> list[int]:
-    """Indices of G's style inputs whose level's resolution lies in the group's range."""
-    low, high = STYLE_GROUPS[group]
-    return [i for i in range(model.G.num_styles) if low <= 4 * 2 ** (i // 2) <= high and i // 2 <= model.G.level]
+    """Two real images and G(w) along the straight line between E(a) and E(b) (`ALAE.interpolate`)."""
+    return grid([torch.cat([a[None], model.interpolate(a, b, steps), b[None]])], ["a, w path, b"])
 
 
 def style_mixing(model, src: torch.Tensor, dst: torch.Tensor) -> Image.Image:
-    """Figure 9: each destination image with the coarse, middle or fine styles of each source.
-
-    Both are encoded to w; a mix feeds G the destination's w except at the group's style inputs.
-    """
-    w_src, w_dst = model.encode(src), model.encode(dst)
+    """Figure 9: each destination image with the coarse, middle or fine styles of each source (`ALAE.mix`)."""
     blank = torch.ones_like(src[:1])
     rows, labels = [torch.cat([blank, src])], ["source"]
     for group in STYLE_GROUPS:
         if not style_group_inputs(model, group):
             continue
-        for i in range(len(dst)):
-            rows.append(torch.cat([dst[i:i + 1], model.decode(mixed_styles(model, w_dst[i], w_src, group))]))
+        for i, mixed in enumerate(model.mix(dst, src, group)):
+            rows.append(torch.cat([dst[i:i + 1], mixed]))
             labels.append(f"{group} {i + 1}")
     return grid(rows, labels)
-
-
-def mixed_styles(model, w_dst: torch.Tensor, w_src: torch.Tensor, group: str) -> torch.Tensor:
-    """G's style inputs ws [N, num_styles, latent] for one destination w [latent] and N source
-    ws [N, latent]: the destination's w everywhere but at the group's inputs, which take the source's."""
-    ws = w_dst.expand(len(w_src), model.G.num_styles, -1).clone()
-    ws[:, style_group_inputs(model, group)] = w_src[:, None]
-    return ws

@@ -86,7 +86,8 @@ def as_floats(x) -> torch.Tensor:
     """A tensor or array of pixels -> floats in [0, 1]: uint8 is divided by 255; floats must already
     lie in [0, 1] (a one-line UserError otherwise, e.g. for floats in 0-255)."""
     try:
-        x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+        # a copy: arrays may be read-only (memory-mapped datasets), which torch warns about
+        x = torch.as_tensor(np.array(x)) if not isinstance(x, torch.Tensor) else x.detach().cpu()
     except (TypeError, ValueError, RuntimeError) as e:
         raise UserError(f"images must be a tensor, an array, a PIL image or image file paths; got {type(x).__name__} "
                         f"({str(e).splitlines()[0]})") from None

@@ -38,7 +38,7 @@ from . import dist
 fp32 = contextlib.nullcontext
 
 
-def full(t: torch.Tensor) -> torch.Tensor:
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
     """t in fp32, or as it is if wider: losses and R1 are never computed in bf16."""
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
@@ -87,7 +87,7 @@ def apply_gradients(*opts: torch.optim.Optimizer) -> None:
 def r1_penalty(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-sample ||grad_x logit||^2 on real data (Mescheder et al. 2018), in fp32, graph kept for backward."""
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-    return full(grad).pow(2).reshape(grad.shape[0], -1).sum(dim=1)
+    return at_least_fp32(grad).pow(2).reshape(grad.shape[0], -1).sum(dim=1)
 
 
 def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, autocast=fp32) -> dict[str, torch.Tensor]:
@@ -100,8 +100,8 @@ def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, aut
         with torch.no_grad():
             fake = model.G(model.styles(z, mix=True))
         x = x.detach().requires_grad_(r1_gamma > 0)
-        real_logits = full(model.D(model.E(x)))
-        fake_logits = full(model.D(model.E(fake)))
+        real_logits = at_least_fp32(model.D(model.E(x)))
+        fake_logits = at_least_fp32(model.D(model.E(fake)))
     loss = nnf.softplus(fake_logits) + nnf.softplus(-real_logits)
     if r1_gamma == 0:  # no R1 (or an iteration without it under lazy R1): no "r1" statistic
         update(loss.mean(), opt_ED)
@@ -115,7 +115,7 @@ def g_step(model, opt_FG, z: torch.Tensor, autocast=fp32) -> dict[str, torch.Ten
     """Step 2: update F and G so that D∘E takes G(F(z)) for real."""
     with frozen(model.E, model.D):
         with autocast():
-            logits = full(model.D(model.E(model.G(model.styles(z, mix=True)))))
+            logits = at_least_fp32(model.D(model.E(model.G(model.styles(z, mix=True)))))
         loss = nnf.softplus(-logits).mean()
         update(loss, opt_FG)
     return {"loss_g": loss.detach()}
@@ -129,8 +129,8 @@ def ae_step(model, opt_ED, opt_FG, z: torch.Tensor, trains_F: bool, autocast=fp3
     with autocast():
         with torch.set_grad_enabled(trains_F):
             w = model.styles(z)
-        w_back = full(model.E(model.G(w)))
-    loss = (w_back - full(w.detach())).pow(2).mean()
+        w_back = at_least_fp32(model.E(model.G(w)))
+    loss = (w_back - at_least_fp32(w.detach())).pow(2).mean()
     update(loss, opt_ED, opt_FG, zero=list(model.D.parameters()) if d_zero_step else [])
     return {"loss_ae": loss.detach()}
 
@@ -138,7 +138,7 @@ def ae_step(model, opt_ED, opt_FG, z: torch.Tensor, trains_F: bool, autocast=fp3
 def pixel_step(model, opt, x: torch.Tensor, kind: str, autocast=fp32) -> dict[str, torch.Tensor]:
     """The AE baseline of Table 2: update E and G on |x - G(E(x))| (L1) or its square (L2)."""
     with autocast():
-        y = full(model.G(model.E(x)))
+        y = at_least_fp32(model.G(model.E(x)))
     diff = y - x
     loss = diff.abs().mean() if kind == "l1" else diff.pow(2).mean()
     update(loss, opt)
@@ -151,9 +151,9 @@ def vae_step(model, opt, x: torch.Tensor, beta: float, autocast=fp32) -> dict[st
     drawn from it by reparameterisation (Kingma and Welling 2014); G(w) gives the logits of
     Bernoulli pixels. Both terms are summed over an image's pixels and latents, averaged over images."""
     with autocast():
-        mean, logvar = full(model.E(x)).chunk(2, dim=1)
+        mean, logvar = at_least_fp32(model.E(x)).chunk(2, dim=1)
         w = mean + torch.exp(0.5 * logvar) * dist.randn_rows(*mean.shape, device=mean.device)
-        logits = full(model.G(w))
+        logits = at_least_fp32(model.G(w))
     rec = nnf.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
     kl = 0.5 * (mean.pow(2) + logvar.exp() - logvar - 1).sum(dim=1)
     update((rec + beta * kl).mean(), opt)

@@ -22,7 +22,7 @@ only the weights carry R1's gradient back):
 against each other). Autograd runs the real rows' backward pass twice (for R1 and for the
 loss) and makes three gradients for each weight of E, one product each, which it then
 adds up: at MLP ALAE's sizes (batch 128) step 1 takes 18 batch-sized products with the
-large layers of G and E where this takes 15 (9.84 against 9.07 GFLOP per iteration), and
+large layers of G and E where this takes 15, and
 four weight-sized additions fewer.
 """
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as nnf
 
-from .losses import apply_gradients, fp32, full
+from .losses import apply_gradients, at_least_fp32, fp32
 from .nn import EqualLinear
 
 
@@ -56,7 +56,7 @@ def d_step_mlp(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float,
         for layer, slope in layers:
             a = layer(h[-1])
             h.append(a if slope is None else nnf.leaky_relu(a, slope))
-        real, fake_logits = full(h[-1]).squeeze(1).split(n)
+        real, fake_logits = at_least_fp32(h[-1]).squeeze(1).split(n)
         loss = nnf.softplus(fake_logits) + nnf.softplus(-real)
         c = -torch.sigmoid(-real) / n
         upstream = torch.cat([torch.ones_like(c), torch.sigmoid(fake_logits) / n])
@@ -66,10 +66,10 @@ def d_step_mlp(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float,
             delta = activation_backward(delta, h[l + 1], slope)
             deltas.insert(0, delta)
             if l > 0:
-                delta = full(torch.mm(delta * layer.weight_scale, layer.weight))
+                delta = at_least_fp32(torch.mm(delta * layer.weight_scale, layer.weight))
         first = layers[0][0]
         if r1_gamma > 0:
-            q = full(torch.mm(deltas[0][:n] * first.weight_scale, first.weight))
+            q = at_least_fp32(torch.mm(deltas[0][:n] * first.weight_scale, first.weight))
             r1 = q.pow(2).sum(dim=1)
             sigma = q * (r1_gamma / n)
         else:
@@ -81,7 +81,7 @@ def d_step_mlp(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float,
             else:
                 real_in = torch.addcmul(sigma, h[l][:n], c[:, None])
                 if l + 1 < len(layers):
-                    back = full(torch.mm(sigma * layer.weight_scale, layer.weight.t()))
+                    back = at_least_fp32(torch.mm(sigma * layer.weight_scale, layer.weight.t()))
                     sigma = activation_backward(back, h[l + 1][:n], slope)
             inputs = torch.cat([real_in, h[l][n:]]) * layer.weight_scale
             layer.weight.grad = torch.mm(deltas[l].t(), inputs).to(layer.weight.dtype)

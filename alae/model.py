@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import checkpoint, dist, draws, images
+from . import checkpoint, dist, draws, images, latent
 from .config import ModelConfig
 from .errors import UserError
 from .nets import mlp, style
@@ -50,20 +50,21 @@ class ALAE(nn.Module):
             self.F = self.D = None
 
     @property
-    def growing(self) -> bool:
-        """Whether G and E grow by levels (the style networks)."""
+    def is_style(self) -> bool:
+        """Whether these are StyleALAE's networks (section 5): G and E grow by levels, images are in
+        [-1, 1] inside the networks, G has noise inputs, style mixing and the truncation trick."""
         return self.cfg.net == "style"
 
     def grow(self, level: int, blend: float) -> None:
         """Set the stage of progressive growing that G and E run at (section 5)."""
-        if self.growing:
+        if self.is_style:
             self.G.level = self.E.level = level
             self.G.blend = self.E.blend = blend
 
     @property
     def resolution(self) -> int:
         """Side of the images G makes and E takes now."""
-        return 4 * 2**self.G.level if self.growing else self.cfg.resolution
+        return 4 * 2**self.G.level if self.is_style else self.cfg.resolution
 
     def styles(self, z: torch.Tensor, mix: bool = False) -> torch.Tensor:
         """F(z) for a training step, as the reference's `generate` makes it (section 5).
@@ -74,7 +75,7 @@ class ALAE(nn.Module):
         come from F(z') of a second z' (style-mixing regularisation). Every draw comes from
         `draws.current()`. Returns w [N, latent] or ws [N, num_styles, latent]."""
         w = self.F(z)
-        if not self.growing:
+        if not self.is_style:
             return w
         self.track_w_avg(w)
         draw = draws.current()
@@ -93,7 +94,9 @@ class ALAE(nn.Module):
             self.w_avg.lerp_(mean.to(self.w_avg.dtype), 1.0 - self.cfg.w_avg_beta)
 
     def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
-        """The truncation trick: the first truncation_cutoff style inputs move toward the average w by psi."""
+        """The truncation trick (StyleGAN, section 5): w [N, latent] (or ws [N, num_styles, latent]) ->
+        ws [N, num_styles, latent] whose first `model.truncation_cutoff` style inputs move toward the
+        average w by psi (1: unchanged, 0: the average); `decode` takes the result."""
         ws = w[:, None].expand(-1, self.G.num_styles, -1) if w.dim() == 2 else w
         layer = torch.arange(ws.shape[1], device=ws.device)[None, :, None]
         return torch.where(layer < self.cfg.truncation_cutoff, torch.lerp(self.w_avg, ws, psi), ws)
@@ -128,14 +131,14 @@ class ALAE(nn.Module):
         """Images in [0, 1] -> the networks' pixel units: [-1, 1] for the style networks, as the
         reference code trains them (R1 is taken w.r.t. this input), [0, 1] for the MLP, as its
         reference."""
-        return x * 2 - 1 if self.growing else x
+        return x * 2 - 1 if self.is_style else x
 
     def from_net(self, x: torch.Tensor) -> torch.Tensor:
         """Images in the networks' pixel units -> [0, 1] (the inverse of `to_net`); a VAE's G gives
         Bernoulli logits, whose probabilities are the image."""
         if self.cfg.kind == "vae":
             return torch.sigmoid(x)
-        return (x + 1) / 2 if self.growing else x
+        return (x + 1) / 2 if self.is_style else x
 
     def features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (anything `as_images` takes) -> (short w, long penultimate activations), the features of Table 2."""
@@ -150,16 +153,38 @@ class ALAE(nn.Module):
         in those units as it is. `noise=False` puts the style G's fixed stand-in for its noise inputs
         in their place (`style.noise_stand_in`), as the reference does, for repeatable images."""
         w = self._latents(w, "w")
-        if w.dim() == 3 and not (self.growing and w.shape[1] == self.G.num_styles):
-            raise UserError(f"ws must be [N, {self.G.num_styles if self.growing else 1}, {self.cfg.latent_size}] "
+        if w.dim() == 3 and not (self.is_style and w.shape[1] == self.G.num_styles):
+            raise UserError(f"ws must be [N, {self.G.num_styles if self.is_style else 1}, {self.cfg.latent_size}] "
                             f"(one w per style input), got {list(w.shape)}")
-        G = functools.partial(self.G, noise=noise) if self.growing else self.G
+        G = functools.partial(self.G, noise=noise) if self.is_style else self.G
         out = self._batched(lambda chunk: self.from_net(G(chunk)), w)
         return out.clamp(0, 1) if clip else out
 
     def reconstruct(self, x) -> torch.Tensor:
         """G(E(x)): images (anything `as_images` takes) -> images [N, C, R, R] in [0, 1]."""
         return self.decode(self.encode(x))
+
+    def mix(self, dst, src, group: str) -> torch.Tensor:
+        """Real-image style mixing (Figure 9): each destination image with the `group`'s styles
+        ("coarse", "middle" or "fine": `latent.STYLE_GROUPS`) taken from each source image; both are
+        anything `as_images` takes. Returns images [len(dst), len(src), C, R, R] in [0, 1]."""
+        if not self.is_style:
+            raise UserError("style mixing needs the style networks (e.g. a run of --config mnist-style)")
+        if group not in latent.STYLE_GROUPS or not latent.style_group_inputs(self, group):
+            usable = [g for g in latent.STYLE_GROUPS if latent.style_group_inputs(self, g)]
+            raise UserError(f"group must be one of {', '.join(usable)} at {self.resolution}x{self.resolution}, got {group!r}")
+        w_dst, w_src = self.encode(dst), self.encode(src)
+        return torch.stack([self.decode(latent.mixed_styles(self, w, w_src, group)) for w in w_dst])
+
+    def interpolate(self, a, b, steps: int = 8) -> torch.Tensor:
+        """G(w) at `steps` evenly spaced points of the straight line in w from E(a) to E(b), ends
+        included (one step: E(a) alone); a and b are one image each. Returns images [steps, C, R, R] in [0, 1]."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise UserError(f"steps must be a positive integer, got {steps!r}")
+        wa, wb = self.encode(a), self.encode(b)
+        if len(wa) != 1 or len(wb) != 1:
+            raise UserError(f"interpolate takes one image at each end, got {len(wa)} and {len(wb)}")
+        return self.decode(latent.lerp_rows(wa, wb, steps)[0])
 
     def map(self, z) -> torch.Tensor:
         """z [N, latent] (or one z [latent]) -> w = F(z) [N, latent]."""
@@ -184,7 +209,7 @@ class ALAE(nn.Module):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise UserError(f"the number of images must be a positive integer, got {n!r}")
         truncated = truncation is not None and truncation != 1.0
-        if truncated and not self.growing:
+        if truncated and not self.is_style:
             raise UserError("truncation applies to the style networks only")
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):

@@ -95,7 +95,7 @@ class EqualConv2d(nn.Module):
         convolution with the 4x4 kernel that sums the four shifts of the 3x3 one.
 
         StyleGAN's fused upscale: the same result up to rounding (tests/test_nn.py) for
-        4/9 of the multiply-adds, and 2x faster on a CPU at 16x16 and 32x32 (fwd + bwd).
+        4/9 of the multiply-adds (bench/results.md has its speed).
         """
         kernel = _shift_mean(self.weight * (4 * self.weight_scale)).flip(2, 3).transpose(0, 1)
         return nnf.conv_transpose2d(x, kernel, self.bias, stride=2, padding=1)
@@ -170,8 +170,8 @@ def instance_norm_style(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tenso
     InstanceNorm2d default, which the reference uses there), the style's std is the plain one;
     STD_FLOOR inside its root only keeps the gradient finite for a
     constant channel (a blank image): it changes a std by at most 1e-5, one of 0.01 by 5e-9.
-    Reductions over the flattened last axis run several times faster on the CPU than
-    var_mean over two axes; everything is plain ops, so R1's double backward runs through.
+    Reductions over the flattened last axis run faster on the CPU than var_mean over two axes
+    (bench/results.md); everything is plain ops, so R1's double backward runs through.
     """
     flat = x.flatten(2)
     mean = flat.mean(2, keepdim=True)

@@ -9,7 +9,7 @@ import torch
 
 from . import figures
 from .data import source
-from .errors import UserError
+from .device import resolve_device
 from .metrics import class_kept, table2
 from .nn import downsample_to
 from .run import Run
@@ -18,40 +18,6 @@ FIGURE_IMAGES = 10    # test images in the reconstruction figure (one per class 
 TRAVERSAL_PAIRS = 4   # image pairs in the traversal figure
 MIX_IMAGES = 4        # sources and destinations of the style-mixing figure
 SAMPLES = 32          # generated images per generation figure
-
-
-def table2_report(runs: list[Path], log=print, protocol: str | None = None) -> tuple[dict, str]:
-    """Evaluate each run (a trial) on the protocol it was trained for and return (JSON summary,
-    Markdown table): SW columns come from SW-trained runs, DW columns from DW-trained runs.
-
-    With `protocol` ("SW" or "DW") only those columns are made, and a run trained for the
-    other is refused: its scores would count digits it trained on, or the wrong writers.
-    """
-    trials, notes, kinds = [], [], set()
-    by_protocol = {p: [] for p in table2.PROTOCOLS}
-    for run in map(Run.open, runs):
-        cfg = run.config()
-        if cfg.model.net != "mlp" or cfg.data.dataset != "mnist":
-            raise UserError(f"{run}: Table 2 is defined for the MLP networks on MNIST "
-                            f"(this run: {cfg.model.net} on {cfg.data.dataset})")
-        trained = table2.protocol_of(cfg)
-        if protocol is not None and protocol != trained:
-            raise UserError(f"{run} was trained on the {trained} split (data.split={cfg.data.split}), so it cannot give "
-                            f"Table 2's {protocol} columns: train one with --set data.split={protocol.lower()}")
-        kinds.add("alae" if cfg.model.kind == "alae" else cfg.model.ae_loss)
-        log(f"table2: evaluating {run} ({trained}, {cfg.report.table2_weights} weights)")
-        result = table2.evaluate(run.load(weights=cfg.report.table2_weights), trained, cfg.data.root, log=log)
-        trials.append(result)
-        by_protocol[trained].append(str(run))
-        notes += [f"{run}: {n}" for n in result["notes"]]
-    if len(kinds) > 1:
-        raise UserError(f"table2 trials must be runs of one model kind, got {sorted(kinds)}")
-    summary = table2.aggregate(trials)
-    kind = kinds.pop()
-    data = {"runs": by_protocol, "model": kind,
-            "svm": {"C": table2.SVM_C, "max_iter": table2.SVM_MAX_ITER, "solver": table2.SVM_SOLVER, "scaling": "none"},
-            "accuracy": summary, "paper": table2.PAPER, "notes": notes}
-    return data, table2.markdown(summary, by_protocol, kind, notes)
 
 
 def draw_figures(run: Run, cfg, model, log=print) -> list[Path]:
@@ -71,7 +37,7 @@ def draw_figures(run: Run, cfg, model, log=print) -> list[Path]:
         log(f"traversals: z end points found by inverting F, relative residual {residual:.2e}")
     else:
         out["traversals"] = figures.w_traversals(model, a, b)
-    if model.growing:
+    if model.is_style:
         out["generations"] = figures.generations(model, SAMPLES, 0, (None, cfg.model.truncation_psi))
         out["mixing"] = figures.style_mixing(model, held_out(MIX_IMAGES, offset=10), held_out(MIX_IMAGES, offset=24))
     paths = []
@@ -81,12 +47,12 @@ def draw_figures(run: Run, cfg, model, log=print) -> list[Path]:
     return paths
 
 
-def write(run: Run | Path, log=print) -> list[Path]:
+def write(run: Run | Path, log=print, device: str = "cpu") -> list[Path]:
     """Write losses.png, the figures (`draw_figures`) and, for MLP runs on MNIST, table2.{md,json} into
     `run`; returns the image files written."""
     run = Run.open(run)
     cfg = run.config()
-    model = run.load()
+    model = run.load(device=resolve_device(device))
     paths = []
     if run.stats_path.is_file():
         paths.append(run.figure_path("losses"))
@@ -96,7 +62,7 @@ def write(run: Run | Path, log=print) -> list[Path]:
     for path in paths:
         log(f"wrote {path}")
     if cfg.report.table2:
-        data, md = table2_report([run], log=log)
+        data, md = table2.evaluate_runs([run], log=log, device=device)
         data["reconstructions"] = kept = class_kept.evaluate(model, cfg)
         md += reconstruction_markdown(kept)
         run.report_path("table2.json").write_text(json.dumps(data, indent=2))

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from alae import config, disentanglement
-from alae.train import train
+from alae import config
+from alae.disentanglement import evaluate as disentanglement
+from alae.training import train
 
 METRICS = {"MIG": ("mig", "mig"), "DCI D": ("dci", "disentanglement"), "DCI C": ("dci", "completeness"),
            "DCI I": ("dci", "informativeness"), "SAP": ("sap", "sap")}

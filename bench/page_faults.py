@@ -25,14 +25,14 @@ def child(keep: bool, steps: int) -> None:
 
     import numpy as np
 
-    from alae import config, train
+    from alae import config, training
 
     if not keep:
-        train.keep_freed_memory = lambda: None  # the trainer calls it on CPU runs
+        training.keep_freed_memory = lambda: None  # the trainer calls it on CPU runs
     cfg = config.load("mnist-mlp", ["train.batch_size=128", "train.device=cpu"])
     images = np.random.default_rng(0).integers(0, 256, (256, 1, 28, 28), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as run:
-        trainer = train.Trainer(cfg, run, data=(images, np.arange(256)))
+        trainer = training.Trainer(cfg, run, data=(images, np.arange(256)))
         for _ in range(2):
             trainer.step()
         faults, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()

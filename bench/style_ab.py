@@ -27,7 +27,7 @@ from alae import checkpoint, config
 from alae.errors import UserError
 from alae.metrics import class_kept
 from alae.model import load
-from alae.train import train
+from alae.training import train
 from runs import begin_from
 
 VARIANTS = {

@@ -23,7 +23,7 @@ from alae.metrics import class_kept
 from alae.metrics.evaluate import run_metrics
 from alae.model import load
 from alae.run import Run
-from alae.train import train
+from alae.training import train
 
 
 def main() -> None:

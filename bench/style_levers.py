@@ -8,8 +8,8 @@ Algorithm 1, the EMA included) of these variants:
   authors bN       the authors' iteration at batch N (`--authors DIR`, a checkout of their code):
                    their Model's three forward calls, LREQAdam steps and EMA lerp, as in their
                    train_alae.py, with zero_grad keeping zero tensors as PyTorch 1.x did
-  today            this tree's preset as it stands
-  bN               batch N at the level timed (learning rate untouched: it does not change the time)
+  bN               this tree at batch N (learning rate untouched: it does not change the time),
+                   R1 in every iteration unless named
   lazy R1 k        R1 in every k-th iteration's step 1, weighted by k (`train.r1_every`)
   1 thread         one intra-op thread instead of two
   compile          torch.compile of G and F (E and D stay eager: R1 needs their double backward,
@@ -44,24 +44,28 @@ ROOT = Path(__file__).resolve().parents[1]
 LEVELS = {"16x16": 2, "32x32": 3}
 
 
-def variants(level: int, preset_batch: int, base_batch: int, authors: bool) -> list[dict]:
-    """The variants timed at `level`: name, tree ("base", "this", "authors"), batch, overrides, options."""
-    out = [dict(name="base", tree="base", batch=base_batch)]
+def variants(level: int, base_batch: int, authors: bool) -> list[dict]:
+    """The variants timed at `level`: name, tree ("base", "this", "authors"), batch, overrides, options.
+    Every variant of this tree states its batch and R1 interval, so that each lever shows alone
+    against the base's settings and in the combination the preset uses."""
+    def this(name, batch, r1_every=1, **options):
+        return dict(name=name, batch=batch, set=[f"train.r1_every={r1_every}"], **options)
+
+    out = [dict(name="base", tree="base", batch=base_batch, set=[])]
     if authors:
-        out += [dict(name=f"authors b{b}", tree="authors", batch=b) for b in sorted({base_batch, 128})]
-    out += [dict(name="today", batch=preset_batch)]
-    for b in (32, 64, 128):
-        if b != preset_batch:
-            out.append(dict(name=f"b{b}", batch=b))
-    for b in sorted({base_batch, 128}):
-        out += [dict(name=f"b{b} lazy R1 4", batch=b, set=["train.r1_every=4"]),
-                dict(name=f"b{b} lazy R1 16", batch=b, set=["train.r1_every=16"]),
-                dict(name=f"b{b} 1 thread", batch=b, threads=1)]
-    out += [dict(name="b256 lazy R1 16", batch=256, set=["train.r1_every=16"]),
-            dict(name="b128 lazy R1 16 compile", batch=128, set=["train.r1_every=16"], compile=True),
-            dict(name="b128 lazy R1 16 channels-last", batch=128, set=["train.r1_every=16"], channels_last=True)]
-    return [{"tree": "this", "set": [], "threads": 2, "compile": False, "channels_last": False, "level": level} | v
-            for v in out]
+        out += [dict(name=f"authors b{b}", tree="authors", batch=b, set=[]) for b in sorted({base_batch, 128})]
+    out += [this(f"b{base_batch} (base settings)", base_batch),
+            this(f"b{base_batch} 1 thread", base_batch, threads=1),
+            this(f"b{base_batch} lazy R1 4", base_batch, 4),
+            this(f"b{base_batch} lazy R1 16", base_batch, 16),
+            this("b64", 64), this("b128", 128),
+            this("b128 lazy R1 4", 128, 4),
+            this("b128 lazy R1 16 (the preset)", 128, 16),
+            this("b128 lazy R1 16 1 thread", 128, 16, threads=1),
+            this("b256 lazy R1 16", 256, 16),
+            this("b128 lazy R1 16 compile", 128, 16, compile=True),
+            this("b128 lazy R1 16 channels-last", 128, 16, channels_last=True)]
+    return [{"tree": "this", "threads": 2, "compile": False, "channels_last": False, "level": level} | v for v in out]
 
 
 # -- workers ---------------------------------------------------------------------------------
@@ -70,7 +74,7 @@ def ours(spec: dict, preset: str):
     import torch
 
     from alae import config
-    from alae.train import Trainer
+    from alae.training import Trainer
 
     b = spec["batch"]
     cfg = config.load(preset, spec["set"] + ["train.device=cpu", f"train.threads={spec['threads']}",
@@ -201,22 +205,20 @@ def ask(proc: subprocess.Popen, request: str | None = None) -> dict:
     return json.loads(line)
 
 
-def batches(preset: str, commit: str) -> tuple[list[int], list[int]]:
-    """The preset's batch per level here and at `commit`."""
-    from alae import config
-    now = config.load(preset).train.level_batch
+def base_batches(preset: str, commit: str) -> list[int]:
+    """The preset's batch per level at `commit`."""
+    import yaml
     old = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:alae/configs/{preset}.yaml"],
                          check=True, capture_output=True, text=True).stdout
-    import yaml
-    return now, yaml.safe_load(old)["train"]["level_batch"]
+    return yaml.safe_load(old)["train"]["level_batch"]
 
 
 def time_level(level_name: str, args, base: Path) -> list[dict]:
     level = LEVELS[level_name]
-    now, old = batches(args.preset, args.base)
-    specs = variants(level, now[min(level, len(now) - 1)], old[min(level, len(old) - 1)], bool(args.authors))
+    old = base_batches(args.preset, args.base)
+    specs = variants(level, old[min(level, len(old) - 1)], bool(args.authors))
     if args.only:
-        specs = [s for s in specs if s["name"] in ("base", "today") or any(o in s["name"] for o in args.only)]
+        specs = [s for s in specs if s["name"] == "base" or any(o in s["name"] for o in args.only)]
     procs = {}
     for spec in specs:
         t0 = time.perf_counter()

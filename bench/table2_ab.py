@@ -21,7 +21,7 @@ from alae import config
 from alae.data import mnist
 from alae.metrics import class_kept, table2
 from alae.model import load
-from alae.train import train
+from alae.training import train
 
 REFERENCE = ["model.e_out_slope=0.01", "model.g_slope=0.01", "model.d_nonlinear=false", "train.ae_trains_F=true",
              "model.g_out_slope=1"]

@@ -19,7 +19,7 @@ from table2_ab import score
 
 from alae import config
 from alae.data import source
-from alae.train import train
+from alae.training import train
 
 
 def main() -> None:

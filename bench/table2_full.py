@@ -40,7 +40,7 @@ from alae.errors import UserError
 from alae.metrics import class_kept, table2
 from alae.model import load
 from alae.run import Run
-from alae.train import train
+from alae.training import train
 from runs import begin_from
 
 MODELS = {"alae": "mnist-mlp", "l1": "mnist-ae-l1", "l2": "mnist-ae-l2"}

@@ -31,7 +31,7 @@ from torch.utils.flop_counter import flop_registry
 
 from alae import config
 from alae.device import resolve_device
-from alae.train import Trainer
+from alae.training import Trainer
 
 REFERENCE = {"mnist-mlp": 1540.0, "mnist-style": 10.0}
 GPU_PRESETS = ["mnist-mlp", "mnist-style", "fashion-style", "celeba-128", "celebahq-256", "bedroom-256"]

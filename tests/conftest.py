@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny configs that train in seconds on a CPU.
+"""Shared fixtures: tiny configs that train in seconds on a CPU (helpers and constants that
+tests import by name are in tests/helpers.py).
 
 The suite runs on the CPU on every machine: CUDA is hidden from this process and from every
 process it starts (CUDA_VISIBLE_DEVICES is empty before torch is imported), so that
@@ -8,8 +9,6 @@ devices visible, for a run that means to exercise a GPU.
 """
 
 import os
-import sys
-from pathlib import Path
 
 if os.environ.get("ALAE_TEST_CUDA") != "1":
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -19,24 +18,7 @@ import torch  # noqa: E402
 
 from alae import config  # noqa: E402
 from alae.model import ALAE  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent  # the checkout these tests belong to
-
-TINY = ["model.hidden=32", "model.latent_size=8", "train.batch_size=16", "train.log_kimg=0.064",
-        "train.checkpoint_kimg=0.256", "report.table2=false", "report.figures=false"]
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment of a Python process a test starts: this checkout's alae first on the import
-    path (not whatever an installed or editable copy points to), CUDA hidden, one OpenMP thread."""
-    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    cuda = {} if os.environ.get("ALAE_TEST_CUDA") == "1" else {"CUDA_VISIBLE_DEVICES": ""}
-    return os.environ | {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"} | cuda | extra
-
-
-def python(*args: str) -> list[str]:
-    """argv running this interpreter (with its packages) on `args`."""
-    return [sys.executable, *args]
+from tests.helpers import TINY, TINY_STYLE, set_args  # noqa: E402
 
 
 @pytest.fixture
@@ -56,10 +38,9 @@ def tiny_model(tiny_cfg):
 def style_run(tmp_path_factory):
     """A tiny StyleALAE run grown to 32x32, trained by the CLI, with its report figures."""
     from alae.cli import main
-    from tests.test_style_training import TINY_STYLE
     out = tmp_path_factory.mktemp("style") / "run"
-    sets = [a for s in TINY_STYLE for a in ("--set", s)]
-    assert main(["train", "--config", "mnist-style", "--out", str(out), "--kimg", "0.224", "--quiet", *sets]) == 0
+    sets = set_args(*TINY_STYLE)
+    assert main(["train", "--config", "mnist-style", str(out), "--kimg", "0.224", "--quiet", *sets]) == 0
     return out
 
 
@@ -68,8 +49,8 @@ def mlp_run(tmp_path_factory):
     """A tiny MLP ALAE run (latent 8), trained briefly by the CLI."""
     from alae.cli import main
     out = tmp_path_factory.mktemp("mlp") / "run"
-    sets = [a for s in TINY for a in ("--set", s)]
-    assert main(["train", "--out", str(out), "--kimg", "0.064", "--quiet", *sets]) == 0
+    sets = set_args(*TINY)
+    assert main(["train", str(out), "--kimg", "0.064", "--quiet", *sets]) == 0
     return out
 
 
@@ -92,3 +73,23 @@ def packed_fashion(tmp_path_factory):
     out = tmp_path_factory.mktemp("fashion") / "packed"
     summary = packed.make("fashion-mnist", out, 32)
     return out, summary
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """In-process training on one thread (tiny networks train fastest on one thread, and a busy
+    machine slows two badly), as the kill tests' subprocesses train; the thread count is restored
+    at the end of the module that asked for it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A tiny MLP run of 0.064 kimg trained in-process, with one checkpoint; tests copy it before changing it."""
+    from alae.training import train
+    run = tmp_path_factory.mktemp("trained") / "run"
+    train(config.load("mnist-mlp", TINY + ["train.kimg=0.064"]), run, progress=False)
+    return run

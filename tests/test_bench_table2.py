@@ -8,9 +8,8 @@ import pytest
 
 from alae.errors import UserError
 from alae.run import Run
-from alae.train import train
-from tests.conftest import ROOT
-from tests.test_train import assert_same_state, read_stats
+from alae.training import train
+from tests.helpers import ROOT, assert_same_state, read_stats
 
 sys.path.insert(0, str(ROOT / "bench"))
 import table2_full  # noqa: E402

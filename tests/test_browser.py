@@ -1,10 +1,9 @@
-"""The web demo in a real headless Chromium: upload an image, get its reconstruction, move a
-slider and see the image change, see a bad upload's message. The system's Chromium and
+"""The web demo in a real headless Chromium: the page opens with held-out images encoded and
+generations shown; upload an image, get its reconstruction, move a slider and see the image
+change, see a bad upload's message. The system's Chromium and
 chromedriver are used (Debian: apt-get install chromium chromium-driver); nothing is
 downloaded. A screenshot is kept in test-artifacts/."""
 
-import base64
-import io
 import shutil
 
 import numpy as np
@@ -12,20 +11,17 @@ import pytest
 from PIL import Image
 
 from alae import figures
-from alae.data import mnist
+from alae.data import mnist, source
 from alae.images import load_image
 from alae.model import load
-from tests.test_serve import running
+from alae.run import Run
+from tests.helpers import pixels, running
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
 pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
                                 reason="no chromium or chromedriver on PATH (apt-get install chromium chromium-driver)")
-
-
-def pixels(data_url):
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
 
 
 @pytest.fixture
@@ -59,21 +55,30 @@ def test_upload_reconstruct_edit_in_chromium(browser, demo_run, tmp_path, reques
     from selenium.webdriver.support.ui import WebDriverWait
 
     digit = tmp_path / "digit.png"
-    Image.fromarray(mnist.load("test")[0][0]).save(digit)
+    Image.fromarray(mnist.load("test")[0][1234]).save(digit)  # not one of the page's samples
     junk = tmp_path / "junk.png"
     junk.write_text("not an image")
     model = load(demo_run)
     with running(demo_run) as url:
         browser.get(url + "/")
         WebDriverWait(browser, 60).until(lambda d: len(d.find_elements("css selector", "img[data-sample]")) == 10)
+        # the page opens with held-out images 0 and 1 encoded as A and B, and generations shown
+        sample = source.figure_images(Run(demo_run).config(), 2)
+        preloaded = {slot: changed(browser, slot, None) for slot in ("original-a", "reconstruction", "original-b",
+                                                                       "reconstruction-b", "result")}
+        assert (pixels(preloaded["original-a"]) == figures.to_uint8(sample[:1])[0, :, :, 0]).all()
+        assert (pixels(preloaded["original-b"]) == figures.to_uint8(sample[1:2])[0, :, :, 0]).all()
+        assert np.abs(pixels(preloaded["reconstruction"]).astype(int)
+                      - figures.to_uint8(model.reconstruct(sample[:1]))[0, :, :, 0]).max() <= 1
+        WebDriverWait(browser, 60).until(lambda d: len(d.find_elements("css selector", "#generated img")) == 8)
         browser.find_element("id", "upload").send_keys(str(digit))
-        original = pixels(changed(browser, "original-a", None))
-        reconstruction = pixels(changed(browser, "reconstruction", None))
+        original = pixels(changed(browser, "original-a", preloaded["original-a"]))
+        reconstruction = pixels(changed(browser, "reconstruction", preloaded["reconstruction"]))
         x = load_image(digit, 28, 1)
         assert (original == figures.to_uint8(x[None])[0, :, :, 0]).all()
         assert reconstruction.std() > 0  # not a blank image
         assert np.abs(reconstruction.astype(int) - figures.to_uint8(model.reconstruct(x[None]))[0, :, :, 0]).max() <= 1
-        before = changed(browser, "result", None)
+        before = changed(browser, "result", preloaded["result"])
         assert (pixels(before) == reconstruction).all()  # no edit yet
 
         slider = browser.find_element("css selector", "input[data-direction='ink']")

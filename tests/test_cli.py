@@ -1,45 +1,34 @@
-"""The command line: user mistakes give one line on stderr and exit status 2."""
+"""The command line: user mistakes give one line on stderr and exit status 2 (bad configurations:
+tests/test_config_errors.py), and a run directory is never overwritten."""
 
 import subprocess
 
 import pytest
 
 from alae.cli import main
-from tests.conftest import child_env, python
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    err = capsys.readouterr().err.strip()
-    return code, err
+from alae.run import Run
+from tests.helpers import TINY_STYLE, assert_one_line_error, child_env, python, run_cli, set_args, tiny_args
 
 
 @pytest.mark.parametrize("argv,message", [
     (["eval", "table2", "no/such/run"], "run directory not found: no/such/run"),
     (["report", "no/such/run"], "run directory not found"),
-    (["train", "--out", "x", "--config", "no-such-preset"], "unknown config preset 'no-such-preset'"),
-    (["train", "--out", "x", "--set", "train.no_such_key=1"], "unknown config key train.no_such_key"),
-    (["train", "--out", "x", "--set", "model.latent_size=big"], "config key model.latent_size: expected int"),
-    (["train", "--out", "x", "--set", "train.lr=-1"], "config key train.lr: must be positive"),
-    (["train", "--out", "x", "--set", "model.kind=gan"], "config key model.kind: 'gan' is not one of"),
-    (["train", "--out", "x", "--set", "lr"], "--set takes section.key=value"),
-    (["train", "--out", "x", "--resume"], "cannot resume: run directory x does not exist"),
-    (["train", "--out", "x", "--epochs", "1", "--kimg", "2"], "not allowed with argument"),
-    (["train"], "the following arguments are required: --out"),
+    (["train", "x", "--resume"], "cannot resume: run directory x does not exist"),
+    (["train", "x", "--epochs", "1", "--kimg", "2"], "not allowed with argument"),
+    (["train"], "the following arguments are required: run"),
     (["frobnicate"], "invalid choice"),
     (["generate"], "the following arguments are required: run, --out (see alae generate --help)"),
     (["serve", "no/such/run", "--port", "99999"], "argument --port: a port lies from 0 to 65535, got 99999"),
-    (["import", "text.pth", "--out", "r"], "text.pth is not a readable torch checkpoint"),
-    (["import", "noise.pth", "--out", "r"], "noise.pth "),  # refused, as unreadable or as holding objects
+    (["import", "text.pth", "r"], "text.pth is not a readable torch checkpoint"),
+    (["import", "noise.pth", "r"], "noise.pth "),  # refused, as unreadable or as holding objects
 ])
 def test_user_errors_are_one_line_with_exit_2(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "text.pth").write_text("hello\n")
     (tmp_path / "noise.pth").write_bytes(bytes(range(256)) * 20)
     code, err = run_cli(capsys, *argv)
-    assert code == 2
-    assert len(err.splitlines()) == 1 and err.startswith("alae: error: ") and "error: alae" not in err
-    assert message in err
+    assert_one_line_error(code, err, message)
+    assert "error: alae" not in err
 
 
 def test_version_is_printed(capsys):
@@ -47,14 +36,6 @@ def test_version_is_printed(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"alae {alae.__version__}"
-
-
-def test_config_file_errors_name_the_key(capsys, tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("model:\n  latent_size: 8\n  widht: 3\n")
-    code, err = run_cli(capsys, "train", "--out", str(tmp_path / "r"), "--config", str(bad))
-    assert code == 2 and "unknown config key model.widht" in err
-    assert not (tmp_path / "r").exists()
 
 
 def test_console_script_runs_and_fails_cleanly(tmp_path):
@@ -67,32 +48,30 @@ def test_console_script_runs_and_fails_cleanly(tmp_path):
 
 
 def test_train_then_eval_through_the_cli(capsys, tmp_path):
-    from tests.conftest import TINY
     out = tmp_path / "run"
-    sets = [a for s in TINY for a in ("--set", s)]
-    assert main(["train", "--out", str(out), "--kimg", "0.064", "--quiet", *sets]) == 0
+    sets = tiny_args()
+    assert main(["train", str(out), "--kimg", "0.064", "--quiet", *sets]) == 0
     assert (out / "config.yaml").is_file() and (out / "stats.jsonl").is_file()
-    code, err = run_cli(capsys, "train", "--out", str(out), "--kimg", "0.064", "--quiet", *sets)
+    code, err = run_cli(capsys, "train", str(out), "--kimg", "0.064", "--quiet", *sets)
     assert code == 2 and "--resume" in err
-    assert main(["train", "--out", str(out), "--resume", "--kimg", "0.128", "--quiet"]) == 0
+    assert main(["train", str(out), "--resume", "--kimg", "0.128", "--quiet"]) == 0
     import alae
     assert alae.load(out).cfg.latent_size == 8
 
 
 def test_table2_of_a_style_run_is_refused_clearly(capsys, tmp_path):
-    from tests.test_style_training import TINY_STYLE
     out = tmp_path / "style"
-    sets = [a for s in TINY_STYLE for a in ("--set", s)]
-    assert main(["train", "--config", "mnist-style", "--out", str(out), "--kimg", "0.016", "--quiet", *sets]) == 0
+    sets = set_args(*TINY_STYLE)
+    assert main(["train", "--config", "mnist-style", str(out), "--kimg", "0.016", "--quiet", *sets]) == 0
     code, err = run_cli(capsys, "eval", "table2", str(out))
     assert code == 2 and "Table 2 is defined for the MLP networks on MNIST" in err
 
 
 def test_epochs_count_passes_over_the_training_set(tmp_path, packed_fashion):
     from alae.cli import build_parser, resolve_config
-    args = build_parser().parse_args(["train", "--out", str(tmp_path / "r"), "--epochs", "0.5"])
+    args = build_parser().parse_args(["train", str(tmp_path / "r"), "--epochs", "0.5"])
     assert resolve_config(args).train.kimg == 30.0  # half of MNIST's 60k
-    args = build_parser().parse_args(["train", "--config", "fashion-style", "--out", str(tmp_path / "s"),
+    args = build_parser().parse_args(["train", "--config", "fashion-style", str(tmp_path / "s"),
                                       "--epochs", "2", "--set", f"data.dataset={packed_fashion[0]}", "--set", "data.split=dw"])
     assert resolve_config(args).train.kimg == 120.0
 
@@ -100,3 +79,18 @@ def test_epochs_count_passes_over_the_training_set(tmp_path, packed_fashion):
 def test_generate_refuses_a_sheet_no_reader_opens(capsys, mlp_run, tmp_path):
     code, err = run_cli(capsys, "generate", str(mlp_run), "--num", "100000", "--out", str(tmp_path / "g.png"))
     assert code == 2 and "--num must lie from 1 to 1024 at 28x28" in err and not (tmp_path / "g.png").exists()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_directory_is_never_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", str(out), "--kimg", "0.032", "--quiet", *tiny_args()]) == 0
+    code, err = run_cli(capsys, "train", out, "--kimg", "0.064", "--quiet", *tiny_args())
+    assert_one_line_error(code, err, "already exists: pass --resume to continue it or --force to start over")
+    assert [p.name for p in Run(out).checkpoints()] == ["ckpt-000000000032.safetensors"]
+    assert main(["train", str(out), "--kimg", "0.016", "--force", "--quiet", *tiny_args()]) == 0
+    assert [p.name for p in Run(out).checkpoints()] == ["ckpt-000000000016.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing left beside it
+    (tmp_path / "a-file").write_text("")
+    code, err = run_cli(capsys, "train", tmp_path / "a-file" / "run", "--quiet", *tiny_args())
+    assert_one_line_error(code, err, "cannot create run directory", "a-file/run")

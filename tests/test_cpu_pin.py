@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from alae.device import resolve_device
-from alae.train import Trainer
-from tests.conftest import ROOT, child_env, python
+from alae.training import Trainer
+from tests.helpers import ROOT, child_env, python
 
 pytestmark = pytest.mark.skipif(os.environ.get("ALAE_TEST_CUDA") == "1", reason="ALAE_TEST_CUDA=1 leaves CUDA visible")
 

@@ -28,7 +28,7 @@ def messy_folder(tmp_path):
 
 def test_make_packs_every_resolution_and_names_skipped_files(messy_folder, tmp_path, capsys):
     out = tmp_path / "packed"
-    assert main(["dataset", "make", str(messy_folder), str(out), "--resolution", "16", "--test-fraction", "0.2"]) == 0
+    assert main(["dataset", "make", str(messy_folder), "--out", str(out), "--resolution", "16", "--test-fraction", "0.2"]) == 0
     printed = capsys.readouterr().out
     assert "packed 5 images (4 train, 1 test)" in printed
     assert "skipped 2 file(s)" in printed and "corrupt.png" in printed and "empty.jpg" in printed
@@ -71,8 +71,8 @@ def test_mnist_packs_with_the_official_split(packed_fashion):
 
 def test_training_streams_from_a_packed_folder(messy_folder, tmp_path):
     from alae import config
-    from alae.train import train
-    from tests.test_style_training import TINY_STYLE
+    from alae.training import train
+    from tests.helpers import TINY_STYLE
     packed.make(str(messy_folder), tmp_path / "p", 16, channels=1, test_fraction=0.2)
     cfg = config.load("mnist-style", TINY_STYLE + ["model.resolution=16", f"data.dataset={tmp_path / 'p'}",
                                                    "data.split=dw", "train.kimg=0.064"])

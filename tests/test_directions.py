@@ -94,7 +94,7 @@ def test_measured_attributes_of_mnist_and_other_sets():
 def test_cli_fits_measured_attributes_and_refuses_to_overwrite(mlp_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(mlp_run, run)
-    assert main(["directions", str(run), "--num", "200"]) == 0
+    assert main(["directions", "fit", str(run), "--num", "200"]) == 0
     out = capsys.readouterr().out
     assert "13 directions from 200 images" in out and "digit_7" in out
     stored = json.loads((run / "directions.json").read_text())
@@ -102,10 +102,10 @@ def test_cli_fits_measured_attributes_and_refuses_to_overwrite(mlp_run, tmp_path
     for d in stored["directions"].values():
         assert np.linalg.norm(d["vector"]) == pytest.approx(1.0)
     before = (run / "directions.json").read_text()
-    assert main(["directions", str(run), "--num", "200"]) == 2
+    assert main(["directions", "fit", str(run), "--num", "200"]) == 2
     assert "exists: pass --force to replace it" in capsys.readouterr().err
     assert (run / "directions.json").read_text() == before
-    assert main(["directions", str(run), "--num", "100", "--force"]) == 0
+    assert main(["directions", "fit", str(run), "--num", "100", "--force"]) == 0
     assert json.loads((run / "directions.json").read_text())["images"] == 100
 
 
@@ -159,7 +159,7 @@ ROWS = [(i, i % 2) for i in range(12)]
 ])
 def test_bad_labels_file_is_one_line_and_exit_2(mlp_run, tmp_path, capsys, make_file, message):
     path = make_file(tmp_path / "set")
-    assert main(["directions", str(mlp_run), "--labels", str(path)]) == 2
+    assert main(["directions", "fit", str(mlp_run), "--labels", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert not (mlp_run / "directions.json").exists()
@@ -174,8 +174,8 @@ def test_check_decodes_along_a_direction_and_measures_again(demo_run, capsys):
     x = torch.from_numpy(mnist.load("test")[0][:directions.CHECK_IMAGES, None].copy())
     assert table[2]["mean"] == pytest.approx(directions.ink(model.reconstruct(x).clamp(0, 1)).mean(), rel=1e-5)
     assert all(-1 <= summary[k] <= 1 for k in ("rho_mean", "rho_within", "rho_median"))
-    assert main(["directions", str(demo_run), "--check", "digit_3", "--steps", "3"]) == 0
+    assert main(["directions", "check", str(demo_run), "digit_3", "--steps", "3"]) == 0
     out = capsys.readouterr().out
     assert "E(G(w)) . d_digit_3" in out and "Spearman rho" in out and len(out.splitlines()) == 7
-    assert main(["directions", str(demo_run), "--check", "smile"]) == 2
+    assert main(["directions", "check", str(demo_run), "smile"]) == 2
     assert "no direction 'smile'" in capsys.readouterr().err

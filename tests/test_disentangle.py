@@ -11,11 +11,10 @@ import torch
 from alae import config
 from alae.cli import main
 from alae.data import packed
+from alae.disentanglement import scores as dm
 from alae.losses import vae_step
-from alae.metrics import disentangle as dm
 from alae.model import ALAE, load
-from tests.conftest import TINY
-from tests.test_shapes import SMALL
+from tests.helpers import SMALL, TINY, set_args
 
 SIZES = [2, 3, 3, 4, 4]   # values per factor of the synthetic codes (few classes: fewer boosted trees)
 
@@ -111,8 +110,8 @@ def shapes_set(tmp_path_factory):
 
 
 def train_tiny(out, preset: str, dataset, *extra: str):
-    sets = [a for s in [*TINY, f"data.dataset={dataset}", "train.threads=1", *extra] for a in ("--set", s)]
-    assert main(["train", "--config", preset, "--out", str(out), "--kimg", "0.064", "--quiet", *sets]) == 0
+    sets = set_args(*TINY, f"data.dataset={dataset}", "train.threads=1", *extra)
+    assert main(["train", "--config", preset, str(out), "--kimg", "0.064", "--quiet", *sets]) == 0
     return out
 
 

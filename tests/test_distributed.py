@@ -16,9 +16,8 @@ from alae import checkpoint, config, dist
 from alae.losses import ae_step, g_step
 from alae.model import ALAE
 from alae.run import Run
-from alae.train import d_step_for, train
-from tests.conftest import TINY, child_env, python
-from tests.test_style_training import TINY_STYLE
+from alae.training import d_step_for, train
+from tests.helpers import TINY, TINY_STYLE, child_env, python
 from tests.workers import step_gradients
 
 WORKERS = Path(__file__).parent / "workers"

@@ -71,9 +71,9 @@ def test_figure_command_errors_are_one_line(style_run, tmp_path, capsys, argv, m
 
 
 def test_mix_needs_a_style_run(tmp_path, capsys, digit_files):
-    from tests.conftest import TINY
+    from tests.helpers import tiny_args
     out = tmp_path / "mlp"
-    sets = [a for s in TINY for a in ("--set", s)]
-    assert main(["train", "--out", str(out), "--kimg", "0.032", "--quiet", *sets]) == 0
+    sets = tiny_args()
+    assert main(["train", str(out), "--kimg", "0.032", "--quiet", *sets]) == 0
     assert main(["mix", str(out), "--src", digit_files[0], "--dst", digit_files[1], "--out", str(tmp_path / "m.png")]) == 2
     assert "style mixing needs a run of the style networks" in capsys.readouterr().err

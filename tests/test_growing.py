@@ -11,8 +11,8 @@ import torch
 from alae import schedule
 from alae.model import ALAE
 from alae.nn import EqualLinear
-from alae.train import Trainer
-from tests.test_style_training import tiny_style
+from alae.training import Trainer
+from tests.helpers import tiny_style
 
 LEVEL = 64  # images per level in tiny_style
 FADE = 32   # images of fade-in at the start of each level after the first

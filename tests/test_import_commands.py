@@ -7,15 +7,14 @@ from PIL import Image
 
 from alae.cli import main
 from alae.model import load
-from tests.conftest import ROOT
-from tests.test_serve import call, pixels, running
+from tests.helpers import ROOT, call, pixels, running
 
 CHECKPOINT = ROOT / "tests" / "data" / "reference" / "style-gray32.pth"
 
 
 def test_import_then_reconstruct_and_serve(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["import", str(CHECKPOINT), "--out", str(run)]) == 0
+    assert main(["import", str(CHECKPOINT), str(run)]) == 0
     assert "style networks, latent 32, 32x32x1, 4 level(s)" in capsys.readouterr().out
     model = load(run)
     assert model.resolution == 32 and model.cfg.d_nonlinear is False

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from alae.losses import ae_step, d_step, g_step, pixel_step, r1_penalty
+from tests.helpers import Recorder
 
 
 def snapshot(model):
@@ -86,18 +87,6 @@ def test_linear_discriminator_option_makes_D_affine_in_w(tiny_cfg):
 
 
 # -- the objectives themselves, pinned by hand on networks small enough to differentiate on paper ---------
-
-class Recorder(torch.optim.SGD):
-    """An optimizer that keeps the gradients it is stepped with (None where a parameter got none)
-    and leaves the weights alone: what a step asks its optimizers to apply."""
-
-    def __init__(self, params):
-        super().__init__(params, lr=0.0)
-        self.grads = None
-
-    def step(self, closure=None):
-        self.grads = [None if p.grad is None else p.grad.clone() for g in self.param_groups for p in g["params"]]
-
 
 class Scale(nn.Module):
     """v -> v * s, one learned factor per coordinate: a diagonal linear map."""

@@ -109,7 +109,7 @@ FID_TRAIN4_TEST4 = 138.5193
 
 @needs_networks
 def test_fid_between_fixed_sets_is_pinned_and_their_statistics_are_cached(capsys, monkeypatch):
-    assert main(["fid", "mnist:train", "mnist:test", "--num", "4", "--batch", "4", "--quiet"]) == 0
+    assert main(["eval", "fid", "mnist:train", "mnist:test", "--num", "4", "--batch", "4", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert float(out.split()[1]) == pytest.approx(FID_TRAIN4_TEST4, rel=1e-4) and "(4 images)" in out
     # named again, each set's statistics come from the cache
@@ -121,12 +121,12 @@ def test_fid_between_fixed_sets_is_pinned_and_their_statistics_are_cached(capsys
 
 
 def test_fid_set_errors_are_one_line(capsys, tmp_path):
-    assert main(["fid", "mnist:valid", "mnist:test"]) == 2
+    assert main(["eval", "fid", "mnist:valid", "mnist:test"]) == 2
     assert "name a part, mnist:train or mnist:test" in capsys.readouterr().err
-    assert main(["fid", str(tmp_path / "none"), "mnist:test"]) == 2
+    assert main(["eval", "fid", str(tmp_path / "none"), "mnist:test"]) == 2
     assert "image set not found" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert main(["fid", str(tmp_path / "empty"), "mnist:test"]) == 2
+    assert main(["eval", "fid", str(tmp_path / "empty"), "mnist:test"]) == 2
     assert "no image files" in capsys.readouterr().err
 
 
@@ -185,8 +185,8 @@ def fixed_style_run(tmp_path_factory):
     depend on no training arithmetic, so they can be pinned."""
     from alae import config
     from alae.run import Run
-    from alae.train import Trainer
-    from tests.test_style_training import TINY_STYLE
+    from alae.training import Trainer
+    from tests.helpers import TINY_STYLE
     cfg = config.load("mnist-style", TINY_STYLE + ["data.split=dw"])
     run = tmp_path_factory.mktemp("fixed-style") / "run"
     Run.create(run, cfg)
@@ -208,7 +208,7 @@ PINNED_METRICS = {"fid": 359.9052, "fid_rec": 338.1021, "fid_real": 137.9068, "p
 @needs_networks
 def test_metrics_of_a_fixed_style_model_are_pinned_printed_and_appended(fixed_style_run, capsys):
     names = ",".join(PINNED_METRICS)
-    assert main(["metrics", str(fixed_style_run), "--metrics", names, "--num", "4", "--batch", "4", "--quiet"]) == 0
+    assert main(["eval", "metrics", str(fixed_style_run), "--metrics", names, "--num", "4", "--batch", "4", "--quiet"]) == 0
     out = capsys.readouterr().out
     rows = [json.loads(line) for line in (fixed_style_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["metric"] for r in rows] == list(PINNED_METRICS)
@@ -219,13 +219,13 @@ def test_metrics_of_a_fixed_style_model_are_pinned_printed_and_appended(fixed_st
 
 
 def test_metrics_errors_are_one_line(style_run, tiny_cfg, tmp_path, capsys):
-    assert main(["metrics", str(style_run), "--metrics", "fid,is"]) == 2
+    assert main(["eval", "metrics", str(style_run), "--metrics", "fid,is"]) == 2
     assert "unknown metric 'is' for a style run" in capsys.readouterr().err
-    assert main(["metrics", str(tmp_path / "none")]) == 2
+    assert main(["eval", "metrics", str(tmp_path / "none")]) == 2
     assert "run directory not found" in capsys.readouterr().err
-    from alae.train import train
+    from alae.training import train
     train(tiny_cfg("mnist-mlp", "train.kimg=0.032"), tmp_path / "mlp", progress=False)
-    assert main(["metrics", str(tmp_path / "mlp"), "--metrics", "ppl_wend"]) == 2
+    assert main(["eval", "metrics", str(tmp_path / "mlp"), "--metrics", "ppl_wend"]) == 2
     assert "unknown metric 'ppl_wend' for a MLP run (choose from fid, fid_rec, fid_real, lpips_rec)" in capsys.readouterr().err
 
 

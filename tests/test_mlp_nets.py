@@ -6,7 +6,7 @@ import torch.nn.functional as nnf
 
 from alae.errors import UserError
 from alae.model import ALAE
-from alae.train import Trainer
+from alae.training import Trainer
 
 
 def test_g_output_slope_zero_is_a_relu_and_one_is_linear(tiny_cfg):

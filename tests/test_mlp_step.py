@@ -6,20 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as nnf
 
-from alae.losses import d_step, fp32, parameters
+from alae.losses import d_step, fp32
 from alae.mlp_step import d_step_mlp
 from alae.model import ALAE
-
-
-class Recorder(torch.optim.SGD):
-    """An optimizer that keeps the gradients it is stepped with and leaves the weights alone."""
-
-    def __init__(self, params):
-        super().__init__(params, lr=0.0)
-        self.grads = None
-
-    def step(self, closure=None):
-        self.grads = [p.grad.clone() for p in parameters(self)]
+from tests.helpers import Recorder
 
 
 def step_gradients(step, model, x, z, r1_gamma, autocast=fp32):

@@ -19,7 +19,7 @@ import torch.nn.functional as nnf
 import alae
 from alae.cli import main
 from alae.reference import import_checkpoint
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def reference_dir() -> Path | None:
@@ -128,15 +128,15 @@ def test_set_changes_the_storage_not_the_function(tmp_path):
 
 def test_import_then_reconstruct_from_the_command_line(tmp_path, capsys):
     torch.save(reference_state(), tmp_path / "ref.pth")
-    assert main(["import", str(tmp_path / "ref.pth"), "--out", str(tmp_path / "run")]) == 0
+    assert main(["import", str(tmp_path / "ref.pth"), str(tmp_path / "run")]) == 0
     from PIL import Image
     Image.fromarray((np.random.default_rng(0).random((28, 28)) * 255).astype(np.uint8)).save(tmp_path / "digit.png")
     assert main(["reconstruct", str(tmp_path / "run"), str(tmp_path / "digit.png"), "--out", str(tmp_path / "r.png")]) == 0
     assert (tmp_path / "r.png").is_file()
     capsys.readouterr()
-    assert main(["import", str(tmp_path / "ref.pth"), "--out", str(tmp_path / "run")]) == 2
+    assert main(["import", str(tmp_path / "ref.pth"), str(tmp_path / "run")]) == 2
     assert "already exists: pass --force" in capsys.readouterr().err
-    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--quiet"]) == 2
+    assert main(["train", str(tmp_path / "run"), "--resume", "--quiet"]) == 2
     assert "holds no optimizer state" in capsys.readouterr().err
 
 
@@ -184,7 +184,7 @@ def hostile_files(tmp_path) -> dict[str, Path]:
 @pytest.mark.filterwarnings("error")
 def test_hostile_or_foreign_checkpoints_are_refused_in_one_line(tmp_path, capsys, case, message):
     path = hostile_files(tmp_path)[case]
-    assert main(["import", str(path), "--out", str(tmp_path / "run")]) == 2
+    assert main(["import", str(path), str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("alae: error: ") and message in err, err
     assert not (tmp_path / "pwned").exists()

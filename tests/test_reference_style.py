@@ -10,6 +10,7 @@ within a relative error of 1e-4 (max abs difference over max(1, max abs value)).
 
 import copy
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,10 @@ from alae.model import ALAE
 from alae.nets.style import block_channels
 from alae.nn import upsample
 from alae.reference import style
+from tests.helpers import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+from synthetic_reference import synthetic_reference  # noqa: E402  (bench/synthetic_reference.py)
 
 DATA = Path(__file__).parent / "data" / "reference"
 FIXTURES = ["style-gray32", "style-rgb64"]
@@ -149,46 +154,6 @@ def test_other_architectures_are_refused_with_one_line(change):
     else:
         nets["dlatent_avg"]["buff"] = torch.randn(8, 32)
     _refusal(nets)
-
-
-def synthetic_reference(levels: int, startf: int, maxf: int, latent: int, channels: int, mapping_layers: int,
-                        seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
-    """Random networks in the authors' StyleALAE layout (names and shapes as their code makes them)."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def rand(*shape):
-        return 0.1 * torch.randn(*shape, generator=gen)
-
-    def blur(c):
-        k = torch.tensor([1.0, 2.0, 1.0])
-        return (k[:, None] * k / 16).expand(c, 1, 3, 3).clone()
-
-    ch = block_channels(levels, startf, maxf)
-    G = {"const": rand(1, ch[0], 4, 4)}
-    E = {}
-    for level in range(levels):
-        c, pre = ch[level], f"decode_block.{level}"
-        if level:
-            fused = 4 * 2**level >= 128  # a transposed convolution's weight: [in, out, 3, 3]
-            G[f"{pre}.conv_1.weight"] = rand(ch[level - 1], c, 3, 3) if fused else rand(c, ch[level - 1], 3, 3)
-        G |= {f"{pre}.conv_2.weight": rand(c, c, 3, 3), f"{pre}.blur.weight": blur(c)}
-        for i in (1, 2):
-            G |= {f"{pre}.noise_weight_{i}": rand(1, c, 1, 1), f"{pre}.bias_{i}": rand(1, c, 1, 1),
-                  f"{pre}.style_{i}.weight": rand(2 * c, latent), f"{pre}.style_{i}.bias": rand(2 * c)}
-        G |= {f"to_rgb.{level}.to_rgb.weight": rand(channels, c, 1, 1), f"to_rgb.{level}.to_rgb.bias": rand(channels)}
-        i, out = levels - 1 - level, min(maxf, 2 * c)
-        pre = f"encode_block.{i}"
-        E |= {f"from_rgb.{i}.from_rgb.weight": rand(c, channels, 1, 1), f"from_rgb.{i}.from_rgb.bias": rand(c),
-              f"{pre}.conv_1.weight": rand(c, c, 3, 3), f"{pre}.bias_1": rand(1, c, 1, 1), f"{pre}.blur.weight": blur(c),
-              f"{pre}.conv_2.weight": rand(out, c, 3, 3), f"{pre}.bias_2": rand(1, out, 1, 1),
-              f"{pre}.style_1.weight": rand(latent, 2 * c), f"{pre}.style_1.bias": rand(latent),
-              f"{pre}.style_2.weight": rand(latent, 2 * out), f"{pre}.style_2.bias": rand(latent)}
-    F = {f"map_blocks.{i}.fc.{p}": rand(latent, latent) if p == "weight" else rand(latent)
-         for i in range(mapping_layers) for p in ("weight", "bias")}
-    D = {f"map_blocks.{i}.weight": rand(latent * (2 if i == 2 else 1), latent) for i in range(3)}
-    D |= {f"map_blocks.{i}.bias": rand(latent * (2 if i == 2 else 1)) for i in range(3)}
-    return {"generator": G, "discriminator": E, "mapping_fl": F, "mapping_tl": D,
-            "dlatent_avg": {"buff": rand(1, latent).expand(2 * levels, latent).clone()}}
 
 
 @pytest.mark.parametrize("name", FIXTURES)

@@ -3,9 +3,9 @@
 import torch
 from PIL import Image
 
-from alae import figures, report
+from alae import figures, latent, report
 from alae.data import source
-from alae.train import train
+from alae.training import train
 
 
 def test_report_draws_reconstructions_traversals_and_losses(tiny_cfg, tmp_path):
@@ -24,7 +24,7 @@ def test_report_draws_reconstructions_traversals_and_losses(tiny_cfg, tmp_path):
 
 def test_invert_F_finds_z_whose_image_is_w(tiny_model):
     w = tiny_model.F(torch.randn(3, 8)).detach()
-    z, residual = figures.invert_F(tiny_model, w, steps=400)
+    z, residual = latent.invert_F(tiny_model, w, steps=400)
     assert residual < 1e-2
     assert torch.allclose(tiny_model.F(z), w, atol=0.1 * w.abs().max().item())
 

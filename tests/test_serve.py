@@ -3,37 +3,22 @@ clear 4xx message while the server goes on serving."""
 
 import base64
 import io
-import json
 import socket
-import threading
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from alae import directions, figures
+from alae import directions, figures, latent
 from alae.data import mnist, source
 from alae.images import load_image
 from alae.model import load
 from alae.run import Run
 from alae.serve import server
-
-
-@contextmanager
-def running(run):
-    """The demo of a run served on a free port of 127.0.0.1 in a thread; yields its base URL."""
-    httpd = server.make_server(run, "127.0.0.1", 0)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+from tests.helpers import call, pixels, running
 
 
 @pytest.fixture(scope="module")
@@ -45,23 +30,6 @@ def url(demo_run):
 @pytest.fixture(scope="module")
 def model(demo_run):
     return load(demo_run)
-
-
-def call(base, path, body=None, raw=None):
-    """(status, JSON answer) of a GET (no body) or a POST."""
-    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def pixels(data_url):
-    """A PNG data URL -> uint8 array [H, W]."""
-    assert data_url.startswith("data:image/png;base64,")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
 
 
 def as_data_url(image: Image.Image) -> str:
@@ -185,7 +153,7 @@ def test_style_run_mixes_coarse_and_middle_styles(style_run):
     assert (plain == pixels(a["reconstruction"])).all()  # G's noise is the same on every call
     for group in ("coarse", "middle"):
         mixed = demo.decode({"w": a["w"], "mix": {"w": b["w"], "group": group}})["image"]
-        ws = figures.mixed_styles(demo.model, torch.tensor(a["w"]), torch.tensor([b["w"]]), group)
+        ws = latent.mixed_styles(demo.model, torch.tensor(a["w"]), torch.tensor([b["w"]]), group)
         assert np.abs(pixels(mixed).astype(int) - figures.to_uint8(demo.render(ws))[0, :, :, 0]).max() <= 1
         assert np.abs(pixels(mixed).astype(int) - plain).sum() > 0
     with pytest.raises(server.RequestError, match="this run has no fine styles at 32x32"):

@@ -10,6 +10,7 @@ from PIL import Image
 from alae.cli import main
 from alae.data import packed, shapes
 from alae.errors import UserError
+from tests.helpers import SMALL
 
 PINNED = {  # (resolution, grid indices) -> sha256 of the uint8 pixels, first 16 hex digits
     (32, (0, 0, 0, 0, 0)): "a59ba5a866642f80",
@@ -20,7 +21,6 @@ PINNED = {  # (resolution, grid indices) -> sha256 of the uint8 pixels, first 16
     (64, (2, 5, 10, 16, 16)): "ce0a38e36e90bbe6",
 }
 AREA = {"square": 2.0, "ellipse": np.pi / 2, "heart": 2.18756}  # in units of the shape's radius squared
-SMALL = {"scale": [0, 5], "orientation": [0, 13], "x": [0, 9, 31], "y": [4, 30]}  # 3*2*2*3*2 = 72 images
 
 
 def pixels_per_unit(resolution: int) -> float:
@@ -166,14 +166,14 @@ def test_damaged_labels_are_refused_with_one_line(small_set, tmp_path, damage, m
 
 
 def test_cli_make_shapes_refuses_other_resolutions(tmp_path, capsys):
-    assert main(["dataset", "make", "shapes", str(tmp_path / "s"), "--resolution", "16"]) == 2
+    assert main(["dataset", "make", "shapes", "--out", str(tmp_path / "s"), "--resolution", "16"]) == 2
     assert "shapes are rendered at 32x32 or 64x64" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.slow
 def test_cli_makes_the_whole_set(tmp_path, capsys):
-    assert main(["dataset", "make", "shapes", str(tmp_path / "s")]) == 0
+    assert main(["dataset", "make", "shapes", "--out", str(tmp_path / "s")]) == 0
     assert "packed 737280 images (663552 train, 73728 test) from shapes at 32x32" in capsys.readouterr().out
     factors = packed.factors(tmp_path / "s")
     images, _ = packed.read(tmp_path / "s", 32)

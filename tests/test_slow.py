@@ -7,7 +7,7 @@ from alae import config
 from alae.data import mnist
 from alae.metrics import table2
 from alae.model import ALAE, load
-from alae.train import train
+from alae.training import train
 
 
 def short_feature_accuracy(model) -> tuple[float, float]:

@@ -9,15 +9,8 @@ import torch
 from alae import config, schedule
 from alae.losses import ae_step
 from alae.model import ALAE
-from alae.train import Trainer, train
-
-TINY_STYLE = ["model.latent_size=8", "model.start_ch=4", "model.max_ch=8", "model.f_layers=2",
-              "train.level_kimg=0.064", "train.fade_kimg=0.032", "train.level_batch=[8, 8, 8, 4]",
-              "train.level_epochs=0", "train.log_kimg=0.016", "train.checkpoint_kimg=0.5"]
-
-
-def tiny_style(*extra):
-    return config.load("mnist-style", TINY_STYLE + list(extra))
+from alae.training import Trainer, train
+from tests.helpers import tiny_style
 
 
 def test_schedule_grows_level_by_level_with_a_sine_fade():

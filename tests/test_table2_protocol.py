@@ -14,10 +14,9 @@ from alae import config
 from alae.cli import main
 from alae.data import mnist
 from alae.metrics import table2
-from alae.report import table2_report
 from alae.run import Run
-from alae.train import Trainer, train
-from tests.conftest import TINY
+from alae.training import Trainer, train
+from tests.helpers import TINY
 
 # sha256 of the int64 SW train and test indices into the official training set
 SW_TRAIN_SHA = "791e1abe7828565a8d67c196a4bd98fb2f48cd47b3dde1d1ab9331c5a024d39c"
@@ -105,7 +104,7 @@ def test_table2_end_to_end_equals_an_independent_computation(tmp_path, monkeypat
         cfg = config.load("mnist-mlp", TINY + [f"data.split={split}", "train.kimg=0.128"])
         runs[split] = tmp_path / split
         train(cfg, runs[split], progress=False)
-    data, md = table2_report([runs["sw"], runs["dw"]], log=lambda m: None)
+    data, md = table2.evaluate_runs([runs["sw"], runs["dw"]], log=lambda m: None)
     assert data["runs"] == {"SW": [str(runs["sw"])], "DW": [str(runs["dw"])]}
     from alae.model import load
     for protocol, split in (("SW", "sw"), ("DW", "dw")):
@@ -121,6 +120,6 @@ def test_table2_end_to_end_equals_an_independent_computation(tmp_path, monkeypat
     assert "1nn SW" in data["accuracy"] and "svm DW" in data["accuracy"]
     sw_row = next(line for line in md.splitlines() if "(this run)" in line)
     assert sw_row.count("—") == 0
-    only_dw, md_dw = table2_report([runs["dw"]], log=lambda m: None)
+    only_dw, md_dw = table2.evaluate_runs([runs["dw"]], log=lambda m: None)
     assert set(only_dw["accuracy"]) == {"1nn DW", "svm DW"}
     assert next(line for line in md_dw.splitlines() if "(this run)" in line).count("—") == 2

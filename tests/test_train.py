@@ -1,4 +1,5 @@
-"""The training loop: it learns, it logs, and a resumed run equals an uninterrupted one."""
+"""The training loop: it learns, it logs, a resumed run equals an uninterrupted one, and a
+non-finite loss stops training at that step."""
 
 import json
 
@@ -10,11 +11,8 @@ from alae import checkpoint
 from alae.data.stream import DataStream
 from alae.errors import UserError
 from alae.run import Run
-from alae.train import Trainer, train
-
-
-def read_stats(run):
-    return [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+from alae.training import Trainer, train
+from tests.helpers import TINY_STYLE, assert_one_line_error, assert_same_state, read_stats, run_cli, tiny_args
 
 
 def test_short_training_lowers_latent_error_with_finite_losses(tiny_cfg, tmp_path):
@@ -32,25 +30,6 @@ def test_pixel_autoencoder_lowers_reconstruction_error(tiny_cfg, tmp_path):
     train(cfg, tmp_path / "run", progress=False)
     rows = read_stats(tmp_path / "run")
     assert rows[-1]["loss_pixel"] < 0.7 * rows[0]["loss_pixel"]
-
-
-def full_state(trainer):
-    state = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
-    state |= {f"ema.{k}": v for k, v in trainer.ema.state_dict().items()}
-    for name, opt in trainer.optimizers.items():
-        tensors, groups = checkpoint.optimizer_tensors(opt, f"opt.{name}.")
-        state |= tensors
-        state[f"groups.{name}"] = groups
-    state["steps"] = trainer.steps
-    return state
-
-
-def assert_same_state(a, b):
-    """Two trainers hold the same networks, EMA, optimizer state and step count, bit for bit."""
-    a, b = full_state(a), full_state(b)
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key], key
 
 
 @pytest.mark.parametrize("preset", ["mnist-mlp", "mnist-ae-l1"])
@@ -143,7 +122,6 @@ def test_bf16_runs_the_networks_in_bf16_and_keeps_losses_fp32(tiny_cfg, tmp_path
     """--precision bf16: the networks' outputs are bf16 under autocast, the losses fp32 and finite,
     and the stored weights stay fp32."""
     from alae.nets import mlp
-    from tests.test_style_training import TINY_STYLE
 
     cfg = tiny_cfg(preset, "train.precision=bf16", *(TINY_STYLE if preset == "mnist-style" else []))
     dtypes = []
@@ -176,3 +154,23 @@ def test_lr_rampdown_outside_zero_to_one_is_refused():
     from alae import config
     with pytest.raises(UserError, match="train.lr_rampdown: a fraction of training"):
         config.load("mnist-mlp", ["train.lr_rampdown=1.5"])
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys, bad):
+    batch = DataStream.batch
+
+    def poisoned(self, start, size, *args):
+        x = batch(self, start, size, *args)
+        return x * bad if start == 320 else x  # the 21st step's images
+
+    monkeypatch.setattr(DataStream, "batch", poisoned)
+    out = tmp_path / "run"
+    code, err = run_cli(capsys, "train", out, "--kimg", "1", "--quiet", *tiny_args())
+    assert_one_line_error(code, err, "training diverged at step 21 (336 images): loss_d is nan",
+                          "ckpt-000000000256.safetensors")
+    assert Run(out).latest_checkpoint().name == "ckpt-000000000256.safetensors"
+    assert len(Run(out).checkpoints()) == 1
+    assert all(torch.isfinite(t.float()).all() for t in checkpoint.load(Run(out).latest_checkpoint())[0].values())
+    assert max(r["kimg"] for r in read_stats(out)) <= 0.32

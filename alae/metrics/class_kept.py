@@ -21,7 +21,7 @@ from .table2 import nn1_accuracy
 
 def flat(images) -> np.ndarray:
     """[N, C, H, W] images (uint8 or floats in [0, 1]) -> float32 [N, C*H*W] in [0, 1]."""
-    x = torch.as_tensor(np.asarray(images))
+    x = images.detach().cpu() if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float().clamp(0, 1)
     return x.flatten(1).numpy()
 

@@ -15,6 +15,7 @@ metrics defined for them: fid, fid_rec and lpips_rec on 28x28 digits.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -37,12 +38,12 @@ STYLE_METRICS = ("fid", "fid_rec", "fid_real", "ppl_zfull", "ppl_zend", "ppl_wfu
 MLP_METRICS = ("fid", "fid_rec", "fid_real", "lpips_rec")
 
 
-def parse(names: str, growing: bool) -> list[str]:
-    allowed = STYLE_METRICS if growing else MLP_METRICS
+def parse(names: str, style: bool) -> list[str]:
+    allowed = STYLE_METRICS if style else MLP_METRICS
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     for name in chosen:
         if name not in allowed:
-            kind = "style" if growing else "MLP"
+            kind = "style" if style else "MLP"
             raise UserError(f"unknown metric {name!r} for a {kind} run (choose from {', '.join(allowed)})")
     if not chosen:
         raise UserError("--metrics names no metric")
@@ -152,10 +153,11 @@ class Evaluator:
 
     def ppl(self, space: str, sampling: str) -> tuple[float, int]:
         m = self.model
+        unclipped = functools.partial(m.decode, clip=False)  # as StyleGAN's PPL: G's images as they are
         lengths = []
         with torch.no_grad():
             for start, stop in self._my_batches(self.num, f"ppl_{space}{sampling}"):
-                lengths.append(ppl.path_lengths(m.decode, m.map, self.lpips, m.cfg.latent_size, space, sampling,
+                lengths.append(ppl.path_lengths(unclipped, m.map, self.lpips, m.cfg.latent_size, space, sampling,
                                                 start, stop, self.seed, crop=self.crop))
         mine = torch.cat(lengths) if lengths else torch.zeros(0, dtype=torch.float64)
         return ppl.trimmed_mean(dist.gather_all(mine).numpy()), self.num
@@ -174,7 +176,7 @@ def run_metrics(run: Path, names: str, num: int, batch: int = 64, device: str = 
         raise UserError("--num must be at least 2")
     ev = Evaluator(run, num, batch, device, inception, lpips, crop, seed, progress)
     rows = []
-    for name in parse(names, ev.model.growing):
+    for name in parse(names, ev.model.is_style):
         t0 = time.perf_counter()
         value, used = ev.compute(name)
         row = {"metric": name, "value": value, "num": used, "checkpoint": ev.checkpoint, "seed": seed,

@@ -15,11 +15,15 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data import mnist
+from ..device import resolve_device
+from ..errors import UserError
+from ..run import Run
 
 SVM_C = 0.02
 SVM_MAX_ITER = 5000
@@ -95,7 +99,7 @@ def protocol_of(cfg) -> str:
 def features(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Short and long features (float64) of uint8 digits [N, 28, 28]."""
     short, long_ = model.features(torch.from_numpy(images.copy()).unsqueeze(1))
-    return short.double().numpy(), long_.double().numpy()
+    return short.double().cpu().numpy(), long_.double().cpu().numpy()
 
 
 def evaluate(model, protocol: str, root: str = "", log=print, jobs: int | None = None) -> dict:
@@ -202,3 +206,38 @@ def markdown(summary: dict, runs: dict[str, list[str]], kind: str, notes: list[s
     if notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def evaluate_runs(runs: list[Path], log=print, protocol: str | None = None, device: str = "cpu") -> tuple[dict, str]:
+    """Evaluate each run (a trial) on the protocol it was trained for and return (JSON summary,
+    Markdown table): SW columns come from SW-trained runs, DW columns from DW-trained runs.
+
+    With `protocol` ("SW" or "DW") only those columns are made, and a run trained for the
+    other is refused: its scores would count digits it trained on, or the wrong writers.
+    """
+    trials, notes, kinds = [], [], set()
+    by_protocol = {p: [] for p in PROTOCOLS}
+    for run in map(Run.open, runs):
+        cfg = run.config()
+        if cfg.model.net != "mlp" or cfg.data.dataset != "mnist":
+            raise UserError(f"{run}: Table 2 is defined for the MLP networks on MNIST "
+                            f"(this run: {cfg.model.net} on {cfg.data.dataset})")
+        trained = protocol_of(cfg)
+        if protocol is not None and protocol != trained:
+            raise UserError(f"{run} was trained on the {trained} split (data.split={cfg.data.split}), so it cannot give "
+                            f"Table 2's {protocol} columns: train one with --set data.split={protocol.lower()}")
+        kinds.add("alae" if cfg.model.kind == "alae" else cfg.model.ae_loss)
+        log(f"table2: evaluating {run} ({trained}, {cfg.report.table2_weights} weights)")
+        model = run.load(cfg.report.table2_weights, resolve_device(device))
+        result = evaluate(model, trained, cfg.data.root, log=log)
+        trials.append(result)
+        by_protocol[trained].append(str(run))
+        notes += [f"{run}: {n}" for n in result["notes"]]
+    if len(kinds) > 1:
+        raise UserError(f"table2 trials must be runs of one model kind, got {sorted(kinds)}")
+    summary = aggregate(trials)
+    kind = kinds.pop()
+    data = {"runs": by_protocol, "model": kind,
+            "svm": {"C": SVM_C, "max_iter": SVM_MAX_ITER, "solver": SVM_SOLVER, "scaling": "none"},
+            "accuracy": summary, "paper": PAPER, "notes": notes}
+    return data, markdown(summary, by_protocol, kind, notes)

@@ -103,8 +103,8 @@ def reparameterise(state: dict[str, torch.Tensor], inferred: config.ModelConfig,
     return target.state_dict()
 
 
-def import_checkpoint(path: Path, out: Path, overrides: list[str] = (), force: bool = False) -> config.Config:
-    """Write run directory `out` from the authors' checkpoint `path`; returns its config.
+def import_checkpoint(path: Path, out: Path, overrides: list[str] = (), force: bool = False):
+    """Write run directory `out` from the authors' checkpoint `path`; returns the run (`alae.Run`).
 
     The architecture comes from the tensors; `overrides` (`section.key=value`) set what
     they cannot say (the dataset, the Table 2 split, learning-rate multipliers, ...).
@@ -130,4 +130,4 @@ def import_checkpoint(path: Path, out: Path, overrides: list[str] = (), force: b
     meta = {"config": cfg.to_dict(), "images_seen": 0, "steps": 0, "level": cfg.model.levels - 1, "blend": 1.0,
             "optimizers": {}, "imported": {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
     checkpoint.save(run.checkpoint_dir, 0, tensors, meta, keep=1)
-    return cfg
+    return run

@@ -35,8 +35,9 @@ import torch
 from PIL import Image
 
 from .. import directions as directions_mod
-from .. import figures, images
+from .. import figures, images, latent
 from ..data import source
+from ..device import resolve_device
 from ..errors import UserError
 from ..run import Run
 
@@ -75,10 +76,10 @@ class Demo:
     The methods take and return JSON values; model calls are serialised by a lock.
     """
 
-    def __init__(self, run: Path):
+    def __init__(self, run: Path, device: str = "cpu"):
         self.run = Run.open(run)
         self.cfg = self.run.config()
-        self.model = self.run.load()
+        self.model = self.run.load(device=resolve_device(device))
         has_directions = self.run.directions_path.is_file()
         self.directions = directions_mod.read(self.run, self.latent) if has_directions else {}
         self.samples = source.figure_images(self.cfg, SAMPLES)
@@ -97,8 +98,8 @@ class Demo:
             "resolution": model.resolution,
             "latent_size": self.latent,
             "generate": model.F is not None,
-            "truncation": model.growing and model.F is not None,
-            "groups": [g for g in figures.STYLE_GROUPS if model.growing and figures.style_group_inputs(model, g)],
+            "truncation": model.is_style and model.F is not None,
+            "groups": [g for g in latent.STYLE_GROUPS if model.is_style and latent.style_group_inputs(model, g)],
             "directions": [{"name": n, "model": d["model"], "score": d["score"]} for n, d in self.directions.items()],
             "samples": [png(x) for x in self.samples],
         }
@@ -144,18 +145,18 @@ class Demo:
         if mix is not None:
             if not isinstance(mix, dict):
                 raise RequestError("'mix' must be an object {\"w\": [...], \"group\": ...}")
-            w = figures.mixed_styles(self.model, w[0], self.w(mix, "w")[None], self.group(mix))
+            w = latent.mixed_styles(self.model, w[0], self.w(mix, "w")[None], self.group(mix))
         with self.lock:
             x = self.render(w)
         return {"image": png(x[0])}
 
     def group(self, mix: dict) -> str:
-        if not self.model.growing:
+        if not self.model.is_style:
             raise RequestError("style mixing needs a run of the style networks (e.g. --config mnist-style)")
         group = mix.get("group")
-        if group not in figures.STYLE_GROUPS:
-            raise RequestError(f"'group' must be one of {', '.join(figures.STYLE_GROUPS)}")
-        if not figures.style_group_inputs(self.model, group):
+        if group not in latent.STYLE_GROUPS:
+            raise RequestError(f"'group' must be one of {', '.join(latent.STYLE_GROUPS)}")
+        if not latent.style_group_inputs(self.model, group):
             raise RequestError(f"this run has no {group} styles at {self.model.resolution}x{self.model.resolution}")
         return group
 
@@ -171,7 +172,7 @@ class Demo:
         a, b = self.w(body, "a"), self.w(body, "b")
         steps = integer(body, "steps", 2, MAX_STEPS)
         with self.lock:
-            x = self.render(figures.lerp_rows(a[None], b[None], steps)[0])
+            x = self.render(latent.lerp_rows(a[None], b[None], steps)[0])
         return {"images": [png(img) for img in x]}
 
     def render(self, w: torch.Tensor) -> torch.Tensor:
@@ -276,9 +277,9 @@ class Handler(BaseHTTPRequestHandler):
             super().log_request(code, size)
 
 
-def make_server(run: Path, host: str = "127.0.0.1", port: int = 7860) -> ThreadingHTTPServer:
+def make_server(run: Path, host: str = "127.0.0.1", port: int = 7860, device: str = "cpu") -> ThreadingHTTPServer:
     """A server for a run, listening but not yet serving (port 0: a free port)."""
-    demo = Demo(run)
+    demo = Demo(run, device)
     try:
         server = ThreadingHTTPServer((host, port), Handler)
     except OSError as e:
@@ -287,9 +288,9 @@ def make_server(run: Path, host: str = "127.0.0.1", port: int = 7860) -> Threadi
     return server
 
 
-def serve(run: Path, host: str = "127.0.0.1", port: int = 7860) -> None:
+def serve(run: Path, host: str = "127.0.0.1", port: int = 7860, device: str = "cpu") -> None:
     """Serve a run's demo until Ctrl-C."""
-    server = make_server(run, host, port)
+    server = make_server(run, host, port, device)
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"alae demo of {run} at http://{shown}:{port}/ (Ctrl-C stops)", flush=True)

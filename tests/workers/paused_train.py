@@ -1,7 +1,7 @@
 """`alae ARGS...` that waits at one point of training until the test lets it go, so that a signal
 or a kill lands exactly there, however fast or slow the machine.
 
-tests/test_robustness.py runs `child` in processes forked from a multiprocessing fork server
+tests/test_kill_and_resume.py runs `child` in processes forked from a multiprocessing fork server
 that has imported alae once (a kill test needs a fresh process per kill, and importing torch is
 most of a fresh process's cost); from a shell the same is
 
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from alae import files, train
+from alae import files, training
 from alae.cli import main
 
 POINTS = ("start", "checkpoint", "checkpoint-write", "last-step")
@@ -42,7 +42,7 @@ def pause_at(where: str, marker: Path) -> None:
             time.sleep(0.005)
 
     if where in ("start", "last-step"):
-        step = train.Trainer.step
+        step = training.Trainer.step
 
         def paused_step(self):
             total = int(round(self.cfg.train.kimg * 1000))
@@ -50,16 +50,16 @@ def pause_at(where: str, marker: Path) -> None:
                 pause()
             return step(self)
 
-        train.Trainer.step = paused_step
+        training.Trainer.step = paused_step
     elif where == "checkpoint":
-        save = train.Trainer.save
+        save = training.Trainer.save
 
         def save_then_pause(self):
             path = save(self)
             pause()
             return path
 
-        train.Trainer.save = save_then_pause
+        training.Trainer.save = save_then_pause
     else:
         replace = os.replace
 

@@ -17,10 +17,8 @@ import torch
 from alae import config, dist
 from alae.losses import ae_step, g_step
 from alae.model import ALAE
-from alae.train import d_step_for
-from tests.conftest import TINY
-from tests.test_losses import Recorder
-from tests.test_style_training import TINY_STYLE
+from alae.training import d_step_for
+from tests.helpers import TINY, TINY_STYLE, Recorder
 
 GLOBAL_BATCH = 8
 CASES = {

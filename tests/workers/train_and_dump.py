@@ -1,4 +1,4 @@
-"""Train a config with `alae.train.train` and write this process's parameters to OUT/rank-R-of-K.safetensors.
+"""Train a config with `alae.training.train` and write this process's parameters to OUT/rank-R-of-K.safetensors.
 
 Launched by tests/test_distributed.py, alone or under torchrun:
     train_and_dump.py OUT PRESET [--resume] KEY=VALUE...
@@ -23,7 +23,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from alae import config, dist
-from alae.train import Stopped, Trainer, train
+from alae.training import Stopped, Trainer, train
 
 out, preset, args = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
 resume = "--resume" in args

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint, dist, draws, schedule
+from . import config as config_mod
 from .config import Config
 from .data import source
 from .data.stream import DataStream
@@ -54,7 +57,7 @@ def d_step_for(net: str):
 
 def seed_step(seed: int, device: torch.device) -> None:
     """torch.manual_seed, without the stack it captures for each uninitialised CUDA, XPU and
-    MTIA backend on a CPU run (0.7 ms a call, once per step)."""
+    MTIA backend on a CPU run (once per step)."""
     if device.type == "cpu":
         torch.default_generator.manual_seed(seed)
     else:
@@ -99,7 +102,7 @@ class Trainer:
         """Adam for E+D and F+G (ALAE) or E+G (pixel AE, VAE); fresh state, as at the start of every level.
 
         The fused implementation (one kernel over all parameters; the same update up to
-        rounding) is several times faster than the per-tensor loop (bench/throughput.py).
+        rounding) is faster than the per-tensor loop (bench/results.md, bench/throughput.py).
         """
         adam = dict(lr=lr, betas=(self.cfg.train.beta1, self.cfg.train.beta2), fused=True)
         m = self.model
@@ -145,7 +148,7 @@ class Trainer:
         self.update_ema(now.batch_size)
         self.images_seen += now.batch_size
         self.steps += 1
-        return stats | ({"level": now.level, "blend": now.blend} if m.growing else {})
+        return stats | ({"level": now.level, "blend": now.blend} if m.is_style else {})
 
     def r1_weight(self) -> float:
         """This iteration's R1 weight: gamma, or with lazy R1 (`train.r1_every` k) gamma * k in every
@@ -274,6 +277,29 @@ class StopSignals:
     def __exit__(self, *exc) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+def train_run(config: Config | str, run: str | os.PathLike, overrides: Sequence[str] = (), *, resume: bool = False,
+              force: bool = False, progress: bool = True) -> Run:
+    """Train a model into run directory `run` and return the run (`alae.train`).
+
+    `config` is a Config or a preset name or YAML file (`alae.load_config`), with `overrides`
+    ("section.key=value") applied; `resume` continues `run` from its newest checkpoint (with its own
+    config, the overrides applied to it), `force` replaces an existing run. Raises `Stopped` (after a
+    checkpoint) on SIGINT or SIGTERM and a UserError on a mistake or a non-finite loss.
+    """
+    run = Run(run)
+    if resume and isinstance(config, str):
+        if not run.path.is_dir():
+            raise UserError(f"cannot resume: run directory {run} does not exist")
+        config = run.config()
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else config_mod.load(config, list(overrides))
+    if isinstance(config, Config):
+        for item in overrides:
+            config_mod.apply_override(cfg, item)
+        config_mod.validate(cfg)
+    train(cfg, run, resume=resume, force=force, progress=progress)
+    return run
 
 
 def train(cfg: Config, run: Run | Path, resume: bool = False, force: bool = False, progress: bool = True) -> Trainer:

@@ -10,7 +10,7 @@ The codes of held-out images of a factor dataset (`alae dataset make shapes`):
 
 `--num` images are drawn at random from the test part; MIG is computed on all of them,
 and the supervised metrics (DCI, SAP, probes) fit on the first `--fit` and score on the
-others (`alae.metrics.disentangle`). disentanglement_lib fits on 10,000; the default here
+others (`alae.disentanglement.scores`). disentanglement_lib fits on 10,000; the default here
 is 2,000, as DCI's boosted trees (a tree per class of each factor per round: 113 per
 round for the shapes) take one to two minutes per 2,000 codes on one core. Factors that
 take one value among the images are left out. Beside the JSON go two figures per code:
@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import figures
-from .data import packed
-from .errors import UserError
-from .metrics import disentangle
-from .nn import pixel_norm
-from .run import Run
+from .. import figures, latent
+from ..data import packed
+from ..device import resolve_device
+from ..errors import UserError
+from ..nn import pixel_norm
+from ..run import Run
+from . import scores
 
 CODES = ("w", "z")
 SPLIT_SEED = 0
@@ -65,10 +66,10 @@ def code(model, name: str, x: torch.Tensor) -> tuple[np.ndarray, dict]:
     """The code `name` ('w' or 'z') of images x, and what to report about it."""
     w = model.encode(x)
     if name == "w":
-        return w.numpy(), {}
+        return w.cpu().numpy(), {}
     with torch.enable_grad():
-        z, residual = figures.invert_F(model, w)
-    return pixel_norm(z).numpy(), {"inversion_residual": residual}
+        z, residual = latent.invert_F(model, w)
+    return pixel_norm(z).cpu().numpy(), {"inversion_residual": residual}
 
 
 def decode(model, name: str, codes: np.ndarray) -> torch.Tensor:
@@ -80,17 +81,17 @@ def decode(model, name: str, codes: np.ndarray) -> torch.Tensor:
 def metrics(codes: np.ndarray, factors: np.ndarray, fit: int) -> dict:
     """MIG on all codes; DCI, SAP and probes fitted on the first `fit` and scored on the others."""
     fit, held = (codes[:fit], factors[:fit]), (codes[fit:], factors[fit:])
-    return {"mig": disentangle.mig(codes, factors), "dci": disentangle.dci(*fit, *held),
-            "sap": disentangle.sap(*fit, *held), "probe": disentangle.probe(*fit, *held)}
+    return {"mig": scores.mig(codes, factors), "dci": scores.dci(*fit, *held),
+            "sap": scores.sap(*fit, *held), "probe": scores.probe(*fit, *held)}
 
 
 def evaluate(run: Path, codes: list[str] | None = None, num: int = NUM, fit: int = FIT,
-             dataset: str | None = None, log=print) -> tuple[dict, object, dict[str, np.ndarray]]:
+             dataset: str | None = None, log=print, device: str = "cpu") -> tuple[dict, object, dict[str, np.ndarray]]:
     """(results as JSON, the model, the codes by name) of run's model on `num` test images of `dataset`
     (default: the dataset it was trained on), the supervised metrics fitted on `fit` of them
     (at most half)."""
     run = Run.open(run)
-    cfg, model = run.config(), run.load()
+    cfg, model = run.config(), run.load(device=resolve_device(device))
     codes = codes or (list(CODES) if model.F is not None else ["w"])
     unknown = [c for c in codes if c not in CODES]
     if unknown or not codes:
@@ -197,12 +198,12 @@ def draw(result: dict, model, codes: dict[str, np.ndarray], prefix: Path) -> lis
 
 
 def report(run: Path, codes: list[str] | None, num: int, fit: int, json_path: Path | None,
-           dataset: str | None = None, log=print) -> tuple[dict, list[Path]]:
+           dataset: str | None = None, log=print, device: str = "cpu") -> tuple[dict, list[Path]]:
     """Evaluate (`evaluate`), write the JSON (default RUN/disentanglement.json) and the figures beside it."""
     import json
 
     run = Run.open(run)
-    result, model, by_name = evaluate(run, codes, num, fit, dataset, log)
+    result, model, by_name = evaluate(run, codes, num, fit, dataset, log, device)
     json_path = Path(json_path) if json_path else run.disentanglement_path
     json_path.write_text(json.dumps(result, indent=2))
     return result, [json_path, *draw(result, model, by_name, json_path.with_suffix(""))]

@@ -317,8 +317,6 @@ def load_run(run: Path, device: str):
     from .device import resolve_device
     from .model import load
 
-    if not run.exists():
-        raise UserError(f"run directory not found: {run}")
     return load(run, resolve_device(device))
 
 

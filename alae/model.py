@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -235,11 +234,7 @@ def load(run, device: str | torch.device = "cpu", weights: str = "ema") -> ALAE:
 
     if weights not in WEIGHTS:
         raise UserError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
-    path = Path(run)
-    if path.is_dir():
-        path = Run(path).latest_checkpoint()
-    elif not path.exists():
-        raise UserError(f"run directory not found: {run}")
+    path = Run.checkpoint_of(run)
     tensors, meta = checkpoint.load(path)
     model = ALAE(checkpoint.saved_config(meta, path).model)
     prefix = WEIGHTS[weights]

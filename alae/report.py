@@ -23,9 +23,9 @@ SAMPLES = 32          # generated images per generation figure
 def draw_figures(run: Run, cfg, model, log=print) -> list[Path]:
     """Figures of a trained run from held-out test images; returns the files written.
 
-    Every run: reconstructions.png (Figure 3) and traversals.png (Figure 4: lines in z and
-    in w for ALAE, in w for a pixel AE). Style networks also get generations.png (psi 1 and
-    psi `model.truncation_psi`) and mixing.png (Figure 9).
+    Every run: the reconstructions (Figure 3) and traversals (Figure 4: lines in z and in w for
+    ALAE, in w for a pixel AE). Style networks also get generations (psi 1 and psi
+    `model.truncation_psi`) and mixing (Figure 9). Where each is written: `Run.figure_path`.
     """
     def held_out(n: int, offset: int = 0) -> torch.Tensor:  # at the size the model works at now
         return downsample_to(source.figure_images(cfg, n, offset), model.resolution)
@@ -48,8 +48,8 @@ def draw_figures(run: Run, cfg, model, log=print) -> list[Path]:
 
 
 def write(run: Run | Path, log=print, device: str = "cpu") -> list[Path]:
-    """Write losses.png, the figures (`draw_figures`) and, for MLP runs on MNIST, table2.{md,json} into
-    `run`; returns the image files written."""
+    """Write the loss plot, the figures (`draw_figures`) and, for MLP runs on MNIST, Table 2's report
+    into `run`; returns the image files written."""
     run = Run.open(run)
     cfg = run.config()
     model = run.load(device=resolve_device(device))
@@ -65,8 +65,9 @@ def write(run: Run | Path, log=print, device: str = "cpu") -> list[Path]:
         data, md = table2.evaluate_runs([run], log=log, device=device)
         data["reconstructions"] = kept = class_kept.evaluate(model, cfg)
         md += reconstruction_markdown(kept)
-        run.report_path("table2.json").write_text(json.dumps(data, indent=2))
-        run.report_path("table2.md").write_text(md)
+        md_path, json_path = run.table2_paths
+        json_path.write_text(json.dumps(data, indent=2))
+        md_path.write_text(md)
         log(md)
     return paths
 

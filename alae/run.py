@@ -116,13 +116,14 @@ class Run:
     def disentanglement_path(self) -> Path:
         return self.path / self.DISENTANGLEMENT
 
-    def figure_path(self, name: str) -> Path:
-        """Where the report's figure `name` (losses, reconstructions, ...) is written."""
-        return self.path / f"{name}.png"
+    @property
+    def table2_paths(self) -> tuple[Path, Path]:
+        """Where Table 2's report is written: (Markdown, JSON)."""
+        return self.path / "table2.md", self.path / "table2.json"
 
-    def report_path(self, name: str) -> Path:
-        """Where the report's file `name` (table2.md, table2.json) is written."""
-        return self.path / name
+    def figure_path(self, name: str) -> Path:
+        """Where the report's figure `name` (losses, reconstructions, traversals, generations, mixing) is written."""
+        return self.path / f"{name}.png"
 
     # -- config ----------------------------------------------------------------------------
     def config(self) -> Config:
@@ -154,6 +155,17 @@ class Run:
     def checkpoint_path(self, images: int) -> Path:
         """Where the checkpoint after `images` training images is written."""
         return checkpoint.checkpoint_path(self.checkpoint_dir, images)
+
+    @classmethod
+    def checkpoint_of(cls, path: str | os.PathLike) -> Path:
+        """The newest whole checkpoint of run directory `path`, or `path` itself if it is a file;
+        a one-line UserError if there is neither."""
+        path = Path(path)
+        if path.is_dir():
+            return cls(path).latest_checkpoint()
+        if not path.exists():
+            raise UserError(f"run directory not found: {path}")
+        return path
 
     def load(self, weights: str = "ema", device: str | torch.device = "cpu"):
         """The model of the newest checkpoint (`alae.model.load`): the EMA networks, or the trained

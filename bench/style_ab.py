@@ -17,17 +17,13 @@ training, e.g. the 32x32 level alone.
 """
 
 import argparse
-import json
-import time
 from pathlib import Path
 
-import numpy as np
+from harness import Trials, cell, groups, run_trials
 
 from alae import checkpoint, config
 from alae.errors import UserError
 from alae.metrics import class_kept
-from alae.model import load
-from alae.training import train
 from runs import begin_from
 
 VARIANTS = {
@@ -42,31 +38,20 @@ VARIANTS = {
 }
 
 
-def score(run: Path, cfg) -> dict:
+def score(run, cfg) -> dict:
     """Class kept, MSE and background of the EMA and the live networks' reconstructions."""
-    return {weights: class_kept.evaluate(load(run, weights=weights), cfg) for weights in ("ema", "live")}
+    return {weights: class_kept.evaluate(run.load(weights), cfg) for weights in ("ema", "live")}
 
 
-def summary(results: dict) -> str:
+def summary(records: dict) -> str:
     rows = ["| variant | kimg | seeds | class kept % EMA | class kept % live | MSE EMA | background EMA |",
             "|" + "---|" * 7]
-    for variant in dict.fromkeys(r["variant"] for r in results.values()):
-        runs = [r for r in results.values() if r["variant"] == variant]
-        for kimg in sorted({r["kimg"] for r in runs}):
-            same = [r for r in runs if r["kimg"] == kimg]
-
-            def cell(weights: str, key: str, digits: int) -> str:
-                v = [r["scores"][weights][key] for r in same]
-                return f"{np.mean(v):.{digits}f} ± {np.std(v):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
-
-            rows.append(f"| {variant} | {kimg:g} | {len(same)} | {cell('ema', 'reconstructed', 2)} | "
-                        f"{cell('live', 'reconstructed', 2)} | {cell('ema', 'mse', 4)} | {cell('ema', 'background', 3)} |")
+    for (variant, kimg), same in groups(records.values(), lambda r: (r["variant"], r["kimg"])).items():
+        rows.append(f"| {variant} | {kimg:g} | {len(same)} | {cell(same, lambda r: r['scores']['ema']['reconstructed'])} | "
+                    f"{cell(same, lambda r: r['scores']['live']['reconstructed'])} | "
+                    f"{cell(same, lambda r: r['scores']['ema']['mse'], 4)} | "
+                    f"{cell(same, lambda r: r['scores']['ema']['background'], 3)} |")
     return "\n".join(rows)
-
-
-def read(results_file: Path) -> dict:
-    """The (variant, seed) results written so far, by this copy or another."""
-    return json.loads(results_file.read_text()) if results_file.is_file() else {}
 
 
 def main() -> None:
@@ -80,38 +65,23 @@ def main() -> None:
     parser.add_argument("--start", type=Path, help="a checkpoint every variant continues from")
     parser.add_argument("--out", type=Path, default=Path("runs/style-ab"))
     args = parser.parse_args()
-    start_images = None
+    before = None
     if args.start:
         try:
             _, meta = checkpoint.load(args.start)
             checkpoint.require(meta, ("images_seen",), args.start)
         except UserError as e:
             parser.error(f"--start: {e}")
-        start_images = int(meta["images_seen"])
-    args.out.mkdir(parents=True, exist_ok=True)
-    results_file = args.out / "ab.json"
-    for seed in args.seeds:
-        for variant in args.variants:
-            key = f"{variant}/s{seed}/{args.kimg:g}"
-            if key in read(results_file):
-                continue
-            run = args.out / variant.replace(" ", "_") / f"s{seed}"
-            cfg = config.load(args.preset, [*VARIANTS[variant], *args.set, f"train.seed={seed}",
-                                            f"train.kimg={args.kimg:g}"])
-            if args.start and not run.is_dir():  # under the name the trainer resumes from, whatever the file's
-                begin_from(run, args.start, start_images)
-            t0 = time.perf_counter()
-            train(cfg, run, resume=run.is_dir(), progress=False)
-            train_s = time.perf_counter() - t0
-            scores = score(run, cfg)
-            results = read(results_file)  # re-read: another copy may have written meanwhile
-            results[key] = {"variant": variant, "seed": seed, "kimg": args.kimg, "overrides": VARIANTS[variant],
-                            "common": args.set, "start": str(args.start) if args.start else None,
-                            "train_seconds": train_s, "scores": scores}
-            results_file.write_text(json.dumps(results, indent=1))
-            print(f"{key}: trained in {train_s / 60:.1f} min; class kept EMA {scores['ema']['reconstructed']:.2f} "
-                  f"live {scores['live']['reconstructed']:.2f}", flush=True)
-    print(summary(read(results_file)))
+        images = int(meta["images_seen"])
+
+        def before(run: Path) -> None:  # under the name the trainer resumes from, whatever the file's
+            begin_from(run, args.start, images)
+    trials = Trials(args.out / "ab.json")
+    run_trials(trials, args.out, args.variants, args.seeds, args.kimg,
+               lambda variant, seed: config.load(args.preset, [*VARIANTS[variant], *args.set, f"train.seed={seed}",
+                                                                f"train.kimg={args.kimg:g}"]),
+               score, before, {"overrides_common": args.set, "start": str(args.start) if args.start else None})
+    print(summary(trials.all()))
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def run_trials(trials: Trials, out: Path, variants: Iterable[str], seeds: Iterab
             key = trial_key(variant, seed, kimg)
             if key in trials:
                 continue
-            path = Path(out) / variant.replace(" ", "_") / f"s{seed}"
+            path = Path(out) / variant.replace(" ", "_").replace("|", "-") / f"s{seed}"
             if before is not None and not path.is_dir():
                 before(path)
             cfg = config(variant, seed)

@@ -2,26 +2,21 @@
 short-feature 1NN and linear SVM, and whether reconstructions keep their class.
 
 Each variant is today's `mnist-mlp` preset with config overrides; each (variant, seed)
-trains into `--out/VARIANT/sSEED` and is scored on its own protocol (`data.split`), with
-the EMA and the live encoder, and with LinearSVC's primal and dual solvers. Every finished
-(variant, seed) is written to `--out/ab.json` at once, and a rerun skips it (training
-resumes from its newest checkpoint), so the command can be interrupted and run again.
+trains into `--out/VARIANT|SPLIT/sSEED` and is scored on its own protocol (`data.split`), with
+the EMA and the live encoder, and with LinearSVC's primal and dual solvers; trials are
+recorded in `--out/ab.json` and resumed as bench/harness.py says.
 
     python bench/table2_ab.py --kimg 300 --seeds 0 1 --out runs/ab
 """
 
 import argparse
-import json
-import time
 from pathlib import Path
 
-import numpy as np
+from harness import Trials, cell, groups, run_trials
 
 from alae import config
 from alae.data import mnist
 from alae.metrics import class_kept, table2
-from alae.model import load
-from alae.training import train
 
 REFERENCE = ["model.e_out_slope=0.01", "model.g_slope=0.01", "model.d_nonlinear=false", "train.ae_trains_F=true",
              "model.g_out_slope=1"]
@@ -59,14 +54,14 @@ def svm(train_x, train_y, test_x, test_y, dual) -> float:
     return 100 * table2.svm_accuracy(train_x, train_y, test_x, test_y, dual=dual)[0]
 
 
-def score(run: Path, cfg, quick: bool = False) -> dict:
+def score(run, cfg, quick: bool = False) -> dict:
     """Short-feature 1NN and SVM (primal, dual) for the EMA and live encoders; class kept and background (EMA).
     `quick`: the EMA encoder and the primal solver only."""
     protocol = table2.protocol_of(cfg)
     split = mnist.table2_split(protocol)
     out = {"protocol": protocol}
     for weights in ("ema",) if quick else ("ema", "live"):
-        model = load(run, weights=weights)
+        model = run.load(weights)
         (tr_x, tr_y), (te_x, te_y) = ((table2.features(model, split[p][0])[0],
                                        split[p][1]) for p in ("train", "test"))
         out[weights] = {"1nn": 100 * table2.nn1_accuracy(tr_x, tr_y, te_x, te_y),
@@ -78,23 +73,24 @@ def score(run: Path, cfg, quick: bool = False) -> dict:
     return out
 
 
-def summary(results: dict) -> str:
+def scores_of(record: dict) -> dict:
+    """A record's scores: under "scores" (bench/harness.py), or at its top level in records written
+    before the harness (the committed bench/results/table2_ab*.json)."""
+    return record.get("scores", record)
+
+
+def summary(records) -> str:
     rows = ["| variant | protocol | kimg | seeds | 1NN EMA | SVM EMA | drop EMA | 1NN live | SVM live | SVM dual live | "
             "class kept % | background |", "|" + "---|" * 12]
-    for (variant, protocol, kimg), runs in sorted(results.items(),
-                                                  key=lambda kv: (list(VARIANTS).index(kv[0][0]), kv[0][2])):
-        def cell(get, digits=2):
-            try:
-                v = np.array([get(r) for r in runs])
-            except KeyError:  # scored with --quick
-                return "—"
-            return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
+    grouped = groups(records, lambda r: (r["variant"].split("|")[0], scores_of(r)["protocol"], r["kimg"]))
+    for (variant, protocol, kimg), runs in sorted(grouped.items(), key=lambda kv: (list(VARIANTS).index(kv[0][0]), kv[0][2])):
+        s = [scores_of(r) for r in runs]
         rows.append(f"| {variant} | {protocol} | {kimg:g} | {len(runs)} | " + " | ".join([
-            cell(lambda r: r["ema"]["1nn"]), cell(lambda r: r["ema"]["svm"]),
-            cell(lambda r: r["ema"]["1nn"] - r["ema"]["svm"]), cell(lambda r: r["live"]["1nn"]),
-            cell(lambda r: r["live"]["svm"]), cell(lambda r: r["live"]["svm_dual"]),
-            cell(lambda r: r["reconstructions"]["reconstructed"]),
-            cell(lambda r: r["reconstructions"]["background"], 3)]) + " |")
+            cell(s, lambda r: r["ema"]["1nn"]), cell(s, lambda r: r["ema"]["svm"]),
+            cell(s, lambda r: r["ema"]["1nn"] - r["ema"]["svm"]), cell(s, lambda r: r["live"]["1nn"]),
+            cell(s, lambda r: r["live"]["svm"]), cell(s, lambda r: r["live"]["svm_dual"]),
+            cell(s, lambda r: r["reconstructions"]["reconstructed"]),
+            cell(s, lambda r: r["reconstructions"]["background"], 3)]) + " |")
     return "\n".join(rows)
 
 
@@ -110,37 +106,15 @@ def main() -> None:
                         help="only print the table of these ab.json files (no training)")
     args = parser.parse_args()
     if args.summary:
-        print(summary(group(r for f in args.summary for r in json.loads(f.read_text()).values())))
+        print(summary([r for f in args.summary for r in Trials(f).all().values()]))
         return
-    args.out.mkdir(parents=True, exist_ok=True)
-    log = args.out / "ab.json"
-    done = json.loads(log.read_text()) if log.is_file() else {}
-    for variant in args.variants:
-        for seed in args.seeds:
-            key = f"{variant}|{args.split}|{args.kimg:g}|{seed}"
-            if key in done:
-                continue
-            cfg = config.load("mnist-mlp", VARIANTS[variant] + [f"train.kimg={args.kimg}", f"train.seed={seed}",
-                                                                 f"data.split={args.split}"])
-            run = args.out / f"{variant.replace(' ', '_')}-{args.split}-{args.kimg:g}k" / f"s{seed}"
-            t0 = time.perf_counter()
-            train(cfg, run, resume=run.is_dir(), progress=False)
-            train_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            done[key] = score(run, cfg, args.quick) | {"variant": variant, "seed": seed, "kimg": args.kimg,
-                                           "train_seconds": train_s, "eval_seconds": time.perf_counter() - t0}
-            log.write_text(json.dumps(done, indent=1))
-            print(f"{key}: {json.dumps(done[key])}", flush=True)
-    print(summary(group(done.values())))
-
-
-def group(results) -> dict:
-    """Scores by (variant, protocol, training length)."""
-    grouped = {}
-    for r in results:
-        grouped.setdefault((r["variant"], r["protocol"], r["kimg"]), []).append(r)
-    return grouped
-
+    trials = Trials(args.out / "ab.json")
+    # a trial's variant names its split too: "VARIANT|dw" or "VARIANT|sw"
+    run_trials(trials, args.out, [f"{v}|{args.split}" for v in args.variants], args.seeds, args.kimg,
+               lambda label, seed: config.load("mnist-mlp", VARIANTS[label.split("|")[0]] + [
+                   f"train.kimg={args.kimg}", f"train.seed={seed}", f"data.split={args.split}"]),
+               lambda run, cfg: score(run, cfg, args.quick))
+    print(summary(trials.all().values()))
 
 if __name__ == "__main__":
     main()

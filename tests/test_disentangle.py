@@ -92,6 +92,36 @@ def test_a_factor_copied_into_two_dimensions_loses_completeness(known):
     assert r["mig"]["per_factor"][0] < 0.3         # the two copies share the top
 
 
+def monotone(s: np.ndarray) -> np.ndarray:
+    """Each standardised factor through its own strictly increasing nonlinear map."""
+    maps = [np.exp, lambda x: x**3, np.tanh, lambda x: x + 0.5 * x**3, lambda x: np.log(x - x.min() + 1)]
+    return np.stack([g(s[:, k]) for k, g in enumerate(maps)], axis=1)
+
+
+def test_monotone_nonlinear_maps_of_the_factors_still_score_near_one(factors):
+    """MIG (on binned codes), DCI (trees) and the FactorVAE score (variances) depend only on the
+    order of each dimension's values, up to binning: maps that keep every value apart keep them near 1."""
+    r = scores(monotone(standardised(factors)), factors)
+    assert r["mig"]["mig"] > 0.9
+    assert r["dci"]["disentanglement"] > 0.97 and r["dci"]["completeness"] > 0.97
+    assert dm.factor_vae(monotone(standardised(factors)), factors, np.random.default_rng(0), train=500,
+                         evaluate=300)["score"] == 1.0
+
+
+def test_factor_vae_score_of_the_factors_is_one_of_noise_near_chance(factors):
+    rng = np.random.default_rng(3)
+    s = standardised(factors)
+    def score(codes):
+        return dm.factor_vae(codes, factors, rng, train=500, evaluate=300)
+    assert score(s) == {"score": 1.0, "train_accuracy": 1.0, "active_dims": 5}
+    assert score(rng.normal(size=s.shape))["score"] < 0.35           # 5 factors: chance 0.2, a little more by the vote
+    rotated = score(s @ np.linalg.qr(rng.normal(size=(5, 5)))[0])["score"]
+    assert rotated < 0.9
+    collapsed = np.concatenate([s, 0.01 * rng.normal(size=(len(s), 2))], axis=1)  # two dimensions of variance 1e-4
+    assert score(collapsed)["active_dims"] == 5
+    assert score(np.zeros_like(s))["score"] == 0.0
+
+
 def test_sap_of_binary_factors_is_the_accuracy_gap():
     """Binary factors as codes: each predicts itself exactly, the others at chance (balanced)."""
     rng = np.random.default_rng(2)

@@ -79,10 +79,12 @@ def decode(model, name: str, codes: np.ndarray) -> torch.Tensor:
 
 
 def metrics(codes: np.ndarray, factors: np.ndarray, fit: int) -> dict:
-    """MIG on all codes; DCI, SAP and probes fitted on the first `fit` and scored on the others."""
+    """MIG and the FactorVAE score on all codes; DCI, SAP and probes fitted on the first `fit` and
+    scored on the others."""
     fit, held = (codes[:fit], factors[:fit]), (codes[fit:], factors[fit:])
     return {"mig": scores.mig(codes, factors), "dci": scores.dci(*fit, *held),
-            "sap": scores.sap(*fit, *held), "probe": scores.probe(*fit, *held)}
+            "sap": scores.sap(*fit, *held), "probe": scores.probe(*fit, *held),
+            "factor_vae": scores.factor_vae(codes, factors, np.random.default_rng(SPLIT_SEED))}
 
 
 def evaluate(run: Path, codes: list[str] | None = None, num: int = NUM, fit: int = FIT,
@@ -132,14 +134,15 @@ def row_label(kind: str, name: str) -> str:
 
 
 def table(result: dict) -> str:
-    """A Markdown table: one row per code, MIG, DCI, SAP and the probe accuracy per factor."""
+    """A Markdown table: one row per code, MIG, DCI, SAP, the FactorVAE score and the probe accuracy per factor."""
     probe_cols = [f"probe {n}" for n in result["factors"]]
-    head = ["code", "MIG", "DCI D", "DCI C", "DCI I", "SAP", *probe_cols]
+    head = ["code", "MIG", "DCI D", "DCI C", "DCI I", "SAP", "FactorVAE", *probe_cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in result["codes"].items():
         d = r["dci"]
         cells = [row_label(result["kind"], name), r["mig"]["mig"], d["disentanglement"], d["completeness"],
-                 d["informativeness"], r["sap"]["sap"], *r["probe"]["accuracy"]]
+                 d["informativeness"], r["sap"]["sap"], r.get("factor_vae", {}).get("score", "—"),
+                 *r["probe"]["accuracy"]]
         lines.append("| " + " | ".join(c if isinstance(c, str) else f"{c:.3f}" for c in cells) + " |")
     chance = next(iter(result["codes"].values()))["probe"]["chance"]
     notes = [f"{result['num']} test images of {result['dataset']}: MIG on all, DCI / SAP / probes fitted on "

@@ -1,4 +1,5 @@
-"""Disentanglement of a code against known generating factors: MIG, DCI, SAP, linear probes.
+"""Disentanglement of a code against known generating factors: MIG, DCI, SAP, linear probes,
+the FactorVAE score.
 
 Each takes codes [N, D] (floats, one row per image) and factors [N, K] (the class index of
 each image's value of each factor, as a factor dataset stores them), and follows
@@ -6,8 +7,9 @@ disentanglement_lib (Locatello et al., ICML 2019), the implementation the field'
 comparisons use: MIG on codes discretised into 20 equal-width bins per dimension; DCI's
 importance matrix from scikit-learn's gradient-boosted trees with their default settings
 (a classifier per factor; informativeness is its held-out accuracy); SAP from one linear
-SVM per (dimension, factor) pair on that dimension alone (discrete factors). The
-supervised metrics fit on one set of codes and score on another.
+SVM per (dimension, factor) pair on that dimension alone (discrete factors); the FactorVAE
+score from a majority-vote classifier on the index of the lowest-variance normalised
+dimension. The supervised metrics fit on one set of codes and score on another.
 """
 
 from __future__ import annotations
@@ -130,3 +132,47 @@ def probe(codes: np.ndarray, factors: np.ndarray, codes_test: np.ndarray, factor
             accuracy.append(float(np.mean(model.predict(x_test) == factors_test[:, k])))
             chance.append(float(np.bincount(factors_test[:, k]).max() / len(factors_test)))
     return {"accuracy": accuracy, "chance": chance}
+
+
+FACTOR_VAE_BATCH = 64       # observations per vote, with one factor fixed
+FACTOR_VAE_TRAIN = 10_000   # votes the majority-vote classifier is fitted on
+FACTOR_VAE_EVAL = 5_000     # votes it is scored on
+FACTOR_VAE_PRUNE = 0.05     # code dimensions of lower variance (over all codes) are collapsed, left out
+
+
+def factor_vae(codes: np.ndarray, factors: np.ndarray, rng: np.random.Generator,
+               batch: int = FACTOR_VAE_BATCH, train: int = FACTOR_VAE_TRAIN, evaluate: int = FACTOR_VAE_EVAL) -> dict:
+    """The FactorVAE score (Kim and Mnih 2018, section 4), as disentanglement_lib computes it.
+
+    A vote: pick a factor k at random and a value of it, draw `batch` observations with factor k
+    at that value, divide each code dimension's variance over the batch by its variance over all
+    codes, and vote (k, the active dimension of lowest normalised variance). The classifier maps
+    each dimension to the factor that most of its training votes name (majority vote); the score
+    is its accuracy on the evaluation votes. Dimensions whose variance over all codes is below
+    FACTOR_VAE_PRUNE are left out (none left: score 0). disentanglement_lib draws each batch afresh
+    from the factor grid; here it is drawn, with replacement, from the observations given, whose
+    other factors vary as they do among them.
+    """
+    variance = codes.var(axis=0, ddof=1)
+    active = variance > FACTOR_VAE_PRUNE
+    if not active.any():
+        return {"score": 0.0, "train_accuracy": 0.0, "active_dims": 0}
+    rows_of = [{v: np.flatnonzero(factors[:, k] == v) for v in np.unique(factors[:, k])}
+               for k in range(factors.shape[1])]
+
+    def votes(count: int) -> np.ndarray:
+        table = np.zeros((factors.shape[1], int(active.sum())), dtype=np.int64)
+        for _ in range(count):
+            k = rng.integers(factors.shape[1])
+            pool = rows_of[k][factors[rng.integers(len(factors)), k]]
+            local = codes[rng.choice(pool, batch)].var(axis=0, ddof=1)
+            table[k, np.argmin(local[active] / variance[active])] += 1
+        return table
+
+    train_votes = votes(train)
+    classifier = train_votes.argmax(axis=0)
+    eval_votes = votes(evaluate)
+    dims = np.arange(len(classifier))
+    return {"score": float(eval_votes[classifier, dims].sum() / eval_votes.sum()),
+            "train_accuracy": float(train_votes[classifier, dims].sum() / train_votes.sum()),
+            "active_dims": int(active.sum())}

@@ -23,6 +23,7 @@ import numpy as np
 
 from alae import config
 from alae.disentanglement import evaluate as disentanglement
+from alae.run import Run
 from alae.training import train
 
 METRICS = {"MIG": ("mig", "mig"), "DCI D": ("dci", "disentanglement"), "DCI C": ("dci", "completeness"),
@@ -40,7 +41,7 @@ def run_one(name: str, preset: str, overrides: list[str], seed: int, dataset: st
     """Train (or resume) and evaluate one model and seed, unless its JSON exists; `overrides`
     apply after the preset."""
     run = out / name / f"s{seed}"
-    result_file = run / "disentanglement.json"
+    result_file = Run(run).disentanglement_path
     if result_file.is_file():
         return
     cfg = config.load(preset, [*overrides, f"train.seed={seed}", f"data.dataset={dataset}"])
@@ -75,7 +76,7 @@ def row_cells(results: list[dict], code: str) -> dict:
 def gather(out: Path) -> tuple[dict, str]:
     """The summary JSON and the Markdown table of every evaluated run under `out`."""
     by_model: dict[str, list[dict]] = {}
-    for path in sorted(out.glob("*/s*/disentanglement.json")):
+    for path in sorted(out.glob(f"*/s*/{Run.DISENTANGLEMENT}")):
         r = json.loads(path.read_text())
         if "model" in r:
             by_model.setdefault(r["model"], []).append(r)

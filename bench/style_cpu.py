@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     run = args.out / "run"
     cfg = config.load(args.preset, [f"train.seed={args.seed}", *args.set])
-    train(cfg, run, resume=(run / "checkpoints").is_dir())
+    train(cfg, run, resume=bool(Run(run).path.is_dir() and Run(run).checkpoints()))
     rates, train_s = Run(run).throughput()
     model = load(run)
     t0 = time.perf_counter()

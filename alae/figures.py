@@ -5,7 +5,6 @@ Grids are drawn with Pillow: each row an image strip, a label on its left.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -69,19 +68,19 @@ def w_traversals(model, a: torch.Tensor, b: torch.Tensor, steps: int = 9) -> Ima
     return grid([model.decode(p) for p in w_path], [f"pair {i + 1}: w" for i in range(len(a))])
 
 
-def loss_plot(stats_file: Path, out: Path) -> None:
-    """Training losses against kimg from stats.jsonl, one panel per loss."""
+def loss_plot(rows: list[dict], out: Path) -> None:
+    """Training losses against kimg from the rows of a run's stats (`Run.stats`), one panel per
+    statistic; a statistic some intervals lack (R1 under lazy R1) is drawn where it was logged."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in Path(stats_file).read_text().splitlines() if line.strip()]
-    keys = [k for k in rows[0] if k not in ("kimg", "step", "img_per_s")]
+    keys = list(dict.fromkeys(k for r in rows for k in r if k not in ("kimg", "step", "img_per_s")))
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
-    kimg = [r["kimg"] for r in rows]
     for ax, key in zip(axes[0], keys):
-        ax.plot(kimg, [r[key] for r in rows])
+        logged = [r for r in rows if key in r]
+        ax.plot([r["kimg"] for r in logged], [r[key] for r in logged])
         ax.set_title(key)
         ax.set_xlabel("kimg")
         ax.grid(alpha=0.3)

@@ -46,3 +46,11 @@ def test_figure_images_are_padded_for_style_networks(tiny_cfg):
     images = source.figure_images(tiny_cfg("mnist-style"), 3)
     assert images.shape == (3, 1, 32, 32) and images.dtype == torch.float32
     assert images[:, :, :2].abs().sum() == 0 and 0 < images.max() <= 1
+
+
+def test_the_loss_plot_draws_a_statistic_that_some_intervals_lack(tmp_path):
+    """Under lazy R1 an interval of the log may hold no R1 iteration: its row has no "r1"."""
+    rows = [{"kimg": 1.0, "loss_d": 1.0, "r1": 0.5, "img_per_s": 10.0}, {"kimg": 2.0, "loss_d": 0.9, "img_per_s": 10.0},
+            {"kimg": 3.0, "loss_d": 0.8, "r1": 0.4, "img_per_s": 10.0}]
+    figures.loss_plot(rows, tmp_path / "losses.png")
+    assert (tmp_path / "losses.png").stat().st_size > 0

@@ -174,3 +174,16 @@ def test_non_finite_loss_stops_at_that_step_and_keeps_the_last_good_checkpoint(t
     assert len(Run(out).checkpoints()) == 1
     assert all(torch.isfinite(t.float()).all() for t in checkpoint.load(Run(out).latest_checkpoint())[0].values())
     assert max(r["kimg"] for r in read_stats(out)) <= 0.32
+
+
+def test_lazy_r1_takes_the_penalty_in_every_kth_iteration_weighted_by_k(tiny_cfg, tmp_path):
+    trainer = Trainer(tiny_cfg("mnist-mlp", "train.r1_every=3"), tmp_path)
+    weights = []
+    for _ in range(6):
+        weights.append(trainer.r1_weight())
+        assert ("r1" in trainer.step()) == (weights[-1] > 0)
+    assert weights == [30.0, 0.0, 0.0, 30.0, 0.0, 0.0]
+    run = tmp_path / "run"
+    train(tiny_cfg("mnist-mlp", "train.r1_every=3", "train.kimg=0.128", "train.log_kimg=0.016"), run, progress=False)
+    logged = Run(run).stats()
+    assert 0 < sum("r1" in r for r in logged) < len(logged)  # intervals without an R1 iteration log none

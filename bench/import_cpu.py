@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from synthetic_reference import synthetic_reference  # noqa: E402
-
 import alae  # noqa: E402
 from alae.reference import import_checkpoint  # noqa: E402
+
+from synthetic_reference import synthetic_reference  # noqa: E402
 
 FFHQ = dict(levels=9, startf=16, maxf=512, latent=512, channels=3, mapping_layers=8)
 

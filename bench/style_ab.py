@@ -19,11 +19,11 @@ training, e.g. the 32x32 level alone.
 import argparse
 from pathlib import Path
 
-from harness import Trials, cell, groups, run_trials
-
 from alae import checkpoint, config
 from alae.errors import UserError
 from alae.metrics import class_kept
+
+from harness import Trials, cell, groups, run_trials
 from runs import begin_from
 
 VARIANTS = {

@@ -283,6 +283,7 @@ def main() -> None:
 
 def matmul_peak() -> float:
     import torch
+
     from throughput import matmul_peak as peak
     torch.set_num_threads(2)
     return peak(torch.device("cpu"), torch.float32)

@@ -12,11 +12,11 @@ recorded in `--out/ab.json` and resumed as bench/harness.py says.
 import argparse
 from pathlib import Path
 
-from harness import Trials, cell, groups, run_trials
-
 from alae import config
 from alae.data import mnist
 from alae.metrics import class_kept, table2
+
+from harness import Trials, cell, groups, run_trials
 
 REFERENCE = ["model.e_out_slope=0.01", "model.g_slope=0.01", "model.d_nonlinear=false", "train.ae_trains_F=true",
              "model.g_out_slope=1"]

@@ -15,11 +15,11 @@ import json
 import time
 from pathlib import Path
 
-from table2_ab import score
-
 from alae import config
 from alae.data import source
 from alae.training import train
+
+from table2_ab import score
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ from alae.metrics import class_kept, table2
 from alae.model import load
 from alae.run import Run
 from alae.training import train
+
 from runs import begin_from
 
 MODELS = {"alae": "mnist-mlp", "l1": "mnist-ae-l1", "l2": "mnist-ae-l2"}

@@ -54,9 +54,10 @@ def write(run: Run | Path, log=print, device: str = "cpu") -> list[Path]:
     cfg = run.config()
     model = run.load(device=resolve_device(device))
     paths = []
-    if run.stats():
+    rows = run.stats()
+    if rows:
         paths.append(run.figure_path("losses"))
-        figures.loss_plot(run.stats(), paths[-1])
+        figures.loss_plot(rows, paths[-1])
     if cfg.report.figures:
         paths += draw_figures(run, cfg, model, log)
     for path in paths:

@@ -3,7 +3,7 @@ import and load it, and the time and peak memory of encoding and decoding 1024x1
 
 The checkpoint has the published FFHQ model's architecture (9 levels, feature maps 16 to
 512, latent 512, F 8 layers, RGB) and random weights, written in the authors' format by
-`synthetic_reference` (bench/synthetic_reference.py).
+`alae.reference.synthetic`.
 
     python bench/import_cpu.py [--images 1] [--repeat 3]
 """
@@ -20,8 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import alae  # noqa: E402
 from alae.reference import import_checkpoint  # noqa: E402
-
-from synthetic_reference import synthetic_reference  # noqa: E402
+from alae.reference.synthetic import synthetic_reference  # noqa: E402
 
 FFHQ = dict(levels=9, startf=16, maxf=512, latent=512, channels=3, mapping_layers=8)
 

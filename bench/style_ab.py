@@ -22,9 +22,7 @@ from pathlib import Path
 from alae import checkpoint, config
 from alae.errors import UserError
 from alae.metrics import class_kept
-
-from harness import Trials, cell, groups, run_trials
-from runs import begin_from
+from alae.trials import Trials, begin_from, cell, groups, run_trials
 
 VARIANTS = {
     "today": [],
@@ -74,10 +72,10 @@ def main() -> None:
             parser.error(f"--start: {e}")
         images = int(meta["images_seen"])
 
-        def before(run: Path) -> None:  # under the name the trainer resumes from, whatever the file's
+        def before(run: Path, cfg: config.Config) -> None:  # under the name the trainer resumes from, whatever the file's
             begin_from(run, args.start, images)
     trials = Trials(args.out / "ab.json")
-    run_trials(trials, args.out, args.variants, args.seeds, args.kimg,
+    run_trials(trials, args.out, args.variants, args.seeds,
                lambda variant, seed: config.load(args.preset, [*VARIANTS[variant], *args.set, f"train.seed={seed}",
                                                                 f"train.kimg={args.kimg:g}"]),
                score, before, {"overrides_common": args.set, "start": str(args.start) if args.start else None})

@@ -1,29 +1,44 @@
 """Train StyleALAE's CPU preset on Fashion-MNIST, then check that reconstructions keep their class.
 
-Trains `fashion-style-cpu` (about 50 minutes on a 2-core CPU; resumed if the run exists),
-then prints: images per second per level (from the run's stats.jsonl), the accuracy of a
-pixel 1-nearest-neighbour classifier fitted on the real training images, on the real test
-images and on their reconstructions, the pixel MSE of the reconstructions, FID of
-generations (against training images) and of reconstructions (against the held-out
-images they reconstruct) beside the FID of real training against real test images, all
-with `--fid-num` images a side, and the figures written into the run (reconstructions,
-generations, style mixing, traversals, losses).
+Trains `fashion-style-cpu` (resumed if the run exists) into `--out/PRESET/sSEED`, then
+prints: images per second per level (from the run's stats.jsonl), the accuracy of a pixel
+1-nearest-neighbour classifier fitted on the real training images, on the real test images
+and on their reconstructions, the pixel MSE of the reconstructions, FID of generations
+(against training images) and of reconstructions (against the held-out images they
+reconstruct) beside the FID of real training against real test images, all with `--fid-num`
+images a side, and the figures written into the run (reconstructions, generations, style
+mixing, traversals, losses). The scores are recorded in `--out/trials.json` (`alae.trials`).
 
     python bench/style_cpu.py --out runs/bench-style-cpu
     python bench/style_cpu.py --set data.dataset=mnist --out runs/bench-style-cpu-mnist
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from alae import config, report
 from alae.metrics import class_kept
 from alae.metrics.evaluate import run_metrics
-from alae.model import load
 from alae.run import Run
-from alae.training import train
+from alae.trials import Trials, run_trials
+
+
+def score(run: Run, cfg: config.Config, fid_num: int) -> dict:
+    """Throughput per level, class kept by the reconstructions, FIDs and the figures."""
+    rates, train_s = run.throughput()
+    t0 = time.perf_counter()
+    kept = class_kept.evaluate(run.load(), cfg)
+    eval_s = time.perf_counter() - t0
+    paths = report.write(run, log=lambda m: None)
+    fids = {}
+    if fid_num:
+        t0 = time.perf_counter()
+        fids = {row["metric"]: row["value"] for row in run_metrics(run, "fid,fid_rec,fid_real", fid_num, progress=False)}
+        fids["seconds"] = time.perf_counter() - t0
+    return {"run_train_seconds": train_s, "images_per_second": {str(k): v for k, v in rates.items()},
+            "class_kept": kept, "class_kept_seconds": eval_s, "fid": fids | {"num": fid_num},
+            "figures": [str(p) for p in paths]}
 
 
 def main() -> None:
@@ -35,38 +50,27 @@ def main() -> None:
                         help="a config override, as for alae train (repeatable)")
     parser.add_argument("--fid-num", type=int, default=1000, help="images a side for each FID (0: no FID)")
     args = parser.parse_args()
-    run = args.out / "run"
-    cfg = config.load(args.preset, [f"train.seed={args.seed}", *args.set])
-    train(cfg, run, resume=bool(Run(run).path.is_dir() and Run(run).checkpoints()))
-    rates, train_s = Run(run).throughput()
-    model = load(run)
-    t0 = time.perf_counter()
-    kept = class_kept.evaluate(model, cfg)
-    eval_s = time.perf_counter() - t0
-    paths = report.write(run, log=lambda m: None)
-    fids = {}
-    if args.fid_num:
-        t0 = time.perf_counter()
-        fids = {row["metric"]: row["value"] for row in run_metrics(run, "fid,fid_rec,fid_real", args.fid_num, progress=False)}
-        fids["seconds"] = time.perf_counter() - t0
-    print(f"{args.preset} on {cfg.data.dataset}: {cfg.train.kimg:g} kimg trained in {train_s / 60:.1f} min "
-          f"({cfg.train.kimg * 1000 / train_s:.1f} images/s overall)")
-    for level, rate in sorted(rates.items()):
-        size = 4 * 2**level
+    trials = Trials(args.out / "trials.json")
+    run_trials(trials, args.out, [args.preset], [args.seed],
+               lambda preset, seed: config.load(preset, [f"train.seed={seed}", *args.set]),
+               lambda run, cfg: score(run, cfg, args.fid_num), extra={"overrides": args.set})
+    r = max((r for r in trials.all().values() if r["seed"] == args.seed and r["overrides"] == args.set),
+            key=lambda r: r["kimg"])
+    s, kept, fids = r["scores"], r["scores"]["class_kept"], r["scores"]["fid"]
+    print(f"{args.preset}: {r['kimg']:g} kimg trained in {s['run_train_seconds'] / 60:.1f} min "
+          f"({r['kimg'] * 1000 / s['run_train_seconds']:.1f} images/s overall)")
+    for level, rate in sorted(s["images_per_second"].items()):
+        size = 4 * 2 ** int(level)
         print(f"  level {level} ({size}x{size}): {rate:.1f} images/s")
-    print(f"pixel 1NN fitted on {cfg.data.dataset} train, on {kept['test_images']} test images: "
+    print(f"pixel 1NN fitted on the training images, on {kept['test_images']} test images: "
           f"real {kept['real']:.2f}%, reconstructed {kept['reconstructed']:.2f}% "
           f"(gap {kept['real'] - kept['reconstructed']:.2f} points); reconstruction pixel MSE {kept['mse']:.4f}; "
-          f"evaluated in {eval_s:.0f} s")
-    if fids:
-        print(f"FID with {args.fid_num} images a side: generations {fids['fid']:.2f}, reconstructions "
+          f"evaluated in {s['class_kept_seconds']:.0f} s")
+    if "fid" in fids:
+        print(f"FID with {fids['num']} images a side: generations {fids['fid']:.2f}, reconstructions "
               f"{fids['fid_rec']:.2f}, real training vs real test images {fids['fid_real']:.2f} "
               f"(in {fids['seconds'] / 60:.1f} min)")
-    print("figures:", ", ".join(str(p) for p in paths))
-    result = {"preset": args.preset, "overrides": args.set, "kimg": cfg.train.kimg, "train_seconds": train_s,
-              "images_per_second": {str(k): v for k, v in rates.items()}, "class_kept": kept,
-              "fid": fids | {"num": args.fid_num}, "figures": [str(p) for p in paths]}
-    (args.out / "bench.json").write_text(json.dumps(result, indent=2))
+    print("figures:", ", ".join(s["figures"]))
 
 
 if __name__ == "__main__":

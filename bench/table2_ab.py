@@ -4,7 +4,7 @@ short-feature 1NN and linear SVM, and whether reconstructions keep their class.
 Each variant is today's `mnist-mlp` preset with config overrides; each (variant, seed)
 trains into `--out/VARIANT|SPLIT/sSEED` and is scored on its own protocol (`data.split`), with
 the EMA and the live encoder, and with LinearSVC's primal and dual solvers; trials are
-recorded in `--out/ab.json` and resumed as bench/harness.py says.
+recorded in `--out/ab.json` and resumed as `alae.trials` says.
 
     python bench/table2_ab.py --kimg 300 --seeds 0 1 --out runs/ab
 """
@@ -15,8 +15,7 @@ from pathlib import Path
 from alae import config
 from alae.data import mnist
 from alae.metrics import class_kept, table2
-
-from harness import Trials, cell, groups, run_trials
+from alae.trials import Trials, cell, groups, run_trials
 
 REFERENCE = ["model.e_out_slope=0.01", "model.g_slope=0.01", "model.d_nonlinear=false", "train.ae_trains_F=true",
              "model.g_out_slope=1"]
@@ -74,7 +73,7 @@ def score(run, cfg, quick: bool = False) -> dict:
 
 
 def scores_of(record: dict) -> dict:
-    """A record's scores: under "scores" (bench/harness.py), or at its top level in records written
+    """A record's scores: under "scores" (`alae.trials`), or at its top level in records written
     before the harness (the committed bench/results/table2_ab*.json)."""
     return record.get("scores", record)
 
@@ -110,7 +109,7 @@ def main() -> None:
         return
     trials = Trials(args.out / "ab.json")
     # a trial's variant names its split too: "VARIANT|dw" or "VARIANT|sw"
-    run_trials(trials, args.out, [f"{v}|{args.split}" for v in args.variants], args.seeds, args.kimg,
+    run_trials(trials, args.out, [f"{v}|{args.split}" for v in args.variants], args.seeds,
                lambda label, seed: config.load("mnist-mlp", VARIANTS[label.split("|")[0]] + [
                    f"train.kimg={args.kimg}", f"train.seed={seed}", f"data.split={args.split}"]),
                lambda run, cfg: score(run, cfg, args.quick))

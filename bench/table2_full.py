@@ -2,16 +2,16 @@
 `--trials` times on the SW split (50k) and on the DW split (60k), scored on the protocol
 each model was trained for, written with mean ± std beside the paper's rows.
 
-Runs go to `--out/MODEL/SPLIT/sSEED`. Each finished run's scores are written to
-`--out/scores/MODEL-SPLIT-sSEED.json` as soon as they exist, and a rerun skips them
-(training resumes from a run's newest checkpoint), so the command can be stopped and
-started again at any time. Copies given disjoint `--seeds` share one `--out` (one per
-core, with `--set train.threads=1`); `--table` writes the tables from what is scored.
-Besides the classification, each run's reconstructions of its protocol's 10k test digits
-are judged by `alae.metrics.class_kept` (class kept and background level).
-The tables are written to `--out/table2.md` and `--out/table2.json`, with the wall time of
-training from each run's log (its whole history, a shorter bench's part included) and of
-scoring.
+Each trial (model, split, seed) trains into `--out/MODEL-SPLIT/sSEED` and is recorded with its
+scores in `--out/trials.json` as soon as they exist, keyed by its length (bench/harness.py): a
+rerun skips recorded trials and resumes a stopped training from its newest checkpoint, so the
+command can be stopped and started again at any time, and copies given disjoint `--seeds`
+share one `--out` (one per core, with `--set train.threads=1`); `--table` writes the tables
+from what is recorded. Besides the classification, each run's reconstructions of its
+protocol's 10k test digits are judged by `alae.metrics.class_kept` (class kept and background
+level). The tables are written to `--out/table2.md` and `--out/table2.json` from the trials of
+the asked length only, with the wall time of training from each run's log (its whole history,
+a shorter bench's part included) and of scoring.
 
 `--start-from DIR [DIR ...]` (earlier, shorter benches) begins each run that `--out` does not
 hold yet from a copy of the newest checkpoint, among the DIRs' runs of the same model, split
@@ -20,7 +20,7 @@ training (the learning rate is constant, so this is the same as training that lo
 start); the DIRs are only read.
 
 By default ALAE trains 70 epochs (`EPOCHS`) and the AEs their presets' length: the table as
-README reports it. A score file made at another length than the one asked is refused, not mixed in.
+README reports it.
 
     python bench/table2_full.py
     python bench/table2_full.py --models alae --epochs 20 --out runs/table2-20
@@ -34,15 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from alae import checkpoint, config
+from alae import config
 from alae.data import source
 from alae.errors import UserError
 from alae.metrics import class_kept, table2
-from alae.model import load
 from alae.run import Run
-from alae.training import train
-
-from runs import begin_from
+from alae.trials import Trials, run_trials, start_from
 
 MODELS = {"alae": "mnist-mlp", "l1": "mnist-ae-l1", "l2": "mnist-ae-l2"}
 # Table 2's length for ALAE: its short-feature SVM climbs to 70 epochs (bench/results.md, "training
@@ -55,39 +52,10 @@ def kimg_for(cfg, epochs: float) -> float:
     return epochs * len(source.images(cfg)[1]) / 1000
 
 
-def same_training(a, b) -> str | None:
-    """The first setting, other than length and threads, in which configs `a` and `b` differ, or None."""
-    trees = [c.to_dict() for c in (a, b)]
-    for tree in trees:
-        for key in ("kimg", "threads"):
-            tree["train"].pop(key)
-    for section, values in trees[0].items():
-        for key, value in values.items():
-            if trees[1][section].get(key) != value:
-                return f"{section}.{key} {value!r} against {trees[1][section].get(key)!r}"
-    return None
-
-
-def start_from(source_runs: list[Path], run: Path, cfg) -> Path | None:
-    """Begin `run` (not made yet) as a copy of the newest checkpoint among `source_runs` that is
-    not past cfg's length, with its run's stats; the checkpoint copied, or None where there is none.
-    A run of that length ends within one batch past it (the trainer stops at the first batch
-    that reaches it), so a source of the same length is copied finished, not retrained."""
-    end = round(cfg.train.kimg * 1000) + cfg.train.batch_size
-    found = sorted((p for r in source_runs for p in Run(r).checkpoints() if checkpoint.images_of(p) < end),
-                   key=checkpoint.images_of)
-    if not found:
-        return None
-    source_run = found[-1].parent.parent
-    differs = same_training(Run(source_run).config(), cfg)
-    if differs:
-        raise UserError(f"--start-from: {source_run} was trained differently ({differs})")
-    begin_from(run, found[-1], checkpoint.images_of(found[-1]), Run(source_run).stats_path)
-    return found[-1]
-
-
-def trial_config(name: str, split: str, seed: int, args):
-    """The configuration of one trial: the model's preset on `split`, at `--epochs` or the table's length."""
+def trial_config(variant: str, seed: int, args: argparse.Namespace) -> config.Config:
+    """The configuration of one trial ("MODEL|SPLIT"): the model's preset on the split, at `--epochs`
+    or the table's length."""
+    name, split = variant.split("|")
     cfg = config.load(MODELS[name], args.set + [f"train.seed={seed}", f"data.split={split}"])
     epochs = args.epochs if args.epochs is not None else EPOCHS.get(name)
     if epochs is not None:
@@ -95,21 +63,18 @@ def trial_config(name: str, split: str, seed: int, args):
     return cfg
 
 
-def run_trial(name: str, split: str, seed: int, cfg, args) -> dict:
-    """Train (or resume) one model on one split and score it on that split's protocol."""
-    run = args.out / name / split / f"s{seed}"
-    if args.start_from and not run.is_dir():
-        begun = start_from([d / name / split / f"s{seed}" for d in args.start_from], run, cfg)
-        if begun:
-            print(f"{run}: continues {begun}", flush=True)
-    train(cfg, run, resume=run.is_dir(), progress=False)
+def score(run: Run, cfg: config.Config, jobs: int | None) -> dict:
+    """Table 2's columns of the run's protocol and the class check of its reconstructions."""
     t0 = time.perf_counter()
-    model = load(run, weights=cfg.report.table2_weights)
-    result = table2.evaluate(model, table2.protocol_of(cfg), log=lambda m: None, jobs=args.jobs)
+    model = run.load(cfg.report.table2_weights)
+    result = table2.evaluate(model, table2.protocol_of(cfg), log=lambda m: None, jobs=jobs)
     result["reconstructions"] = class_kept.evaluate(model, cfg)
-    return result | {"run": str(run), "model": name, "seed": seed,
-                     "run_train_seconds": Run(run).throughput()[1], "kimg": cfg.train.kimg,
-                     "overrides": args.set, "eval_seconds": time.perf_counter() - t0}
+    return result | {"run_train_seconds": run.throughput()[1], "eval_seconds": time.perf_counter() - t0}
+
+
+def flat(record: dict) -> dict:
+    """A trial's record as the tables read it: its scores with its model and run beside them."""
+    return record["scores"] | {"model": record["variant"].split("|")[0], "run": record["run"]}
 
 
 LABELS = {"alae": "ALAE", "l1": "AE (L1)", "l2": "AE (L2)"}
@@ -170,17 +135,19 @@ def table_markdown(summary: dict, scores: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(args) -> None:
-    scores = [json.loads(p.read_text()) for p in sorted((args.out / "scores").glob("*.json"))]
+def write_tables(args: argparse.Namespace, trials: Trials) -> None:
+    """Table 2 from the recorded trials of the length this bench asks for each model and split."""
+    asked = {f"{n}|{split}": trial_config(f"{n}|{split}", 0, args).train.kimg for n in args.models for split in args.splits}
+    scores = [flat(r) for r in trials.all().values() if abs(asked.get(r["variant"], -1) - r["kimg"]) < 1e-6]
     summary = {}
     for name in args.models:
-        trials = [r for r in scores if r["model"] == name]
-        if trials:
-            summary[name] = {"accuracy": table2.aggregate(trials),
-                             "runs": {p: [r["run"] for r in trials if r["protocol"] == p] for p in table2.PROTOCOLS},
-                             "reconstructions": {r["run"]: r["reconstructions"] for r in trials},
-                             "run_train_minutes": sum(r["run_train_seconds"] for r in trials) / 60,
-                             "eval_minutes": sum(r["eval_seconds"] for r in trials) / 60}
+        runs = [r for r in scores if r["model"] == name]
+        if runs:
+            summary[name] = {"accuracy": table2.aggregate(runs),
+                             "runs": {p: [r["run"] for r in runs if r["protocol"] == p] for p in table2.PROTOCOLS},
+                             "reconstructions": {r["run"]: r["reconstructions"] for r in runs},
+                             "run_train_minutes": sum(r["run_train_seconds"] for r in runs) / 60,
+                             "eval_minutes": sum(r["eval_seconds"] for r in runs) / 60}
     md = table_markdown(summary, scores)
     (args.out / "table2.json").write_text(json.dumps(summary, indent=1))
     (args.out / "table2.md").write_text(md)
@@ -198,33 +165,36 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     parser.add_argument("--jobs", type=int, help="processes for the SVM fits (default: one per core)")
     parser.add_argument("--table", action="store_true", help="only write the tables from the scores so far")
+    parser.add_argument("--plan", action="store_true", help="only print each trial and its length")
     parser.add_argument("--start-from", type=Path, nargs="+", metavar="DIR",
                         help="shorter benches' --out whose runs begin this one's (read only)")
     parser.add_argument("--out", type=Path, default=Path("runs/table2-full"))
     args = parser.parse_args()
     if any(d.resolve() == args.out.resolve() for d in args.start_from or []):
         parser.error("--start-from must name other benches than --out")
-    (args.out / "scores").mkdir(parents=True, exist_ok=True)
-    for seed in [] if args.table else args.seeds if args.seeds is not None else range(args.trials):
-        for name in args.models:
-            for split in args.splits:
-                path = args.out / "scores" / f"{name}-{split}-s{seed}.json"
-                try:
-                    cfg = trial_config(name, split, seed, args)
-                    if path.is_file():
-                        scored = json.loads(path.read_text())["kimg"]
-                        if abs(scored - cfg.train.kimg) > 1e-6:
-                            raise UserError(f"{path} was scored at {scored:g} kimg, this bench asks {cfg.train.kimg:g}: "
-                                            "give another --out")
-                        continue
-                    result = run_trial(name, split, seed, cfg, args)
-                except UserError as e:
-                    parser.exit(1, f"table2_full.py: {e}\n")
-                path.write_text(json.dumps(result, indent=1))
-                print(f"{result['run']}: {result['kimg']:g} kimg, {result['run_train_seconds'] / 60:.1f} min of "
-                      f"training in its log, scored in {result['eval_seconds'] / 60:.1f} min: {result['accuracy']}, class kept "
-                      f"{result['reconstructions']['reconstructed']:.2f} %", flush=True)
-    write_tables(args)
+    variants = [f"{n}|{split}" for n in args.models for split in args.splits]
+    if args.plan:
+        for variant in variants:
+            cfg = trial_config(variant, 0, args)
+            print(f"{variant}: {cfg.train.kimg:g} kimg ({cfg.data.split}, {MODELS[variant.split('|')[0]]}"
+                  + "".join(f", {o}" for o in args.set) + ")")
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    trials = Trials(args.out / "trials.json")
+    seeds = [] if args.table else args.seeds if args.seeds is not None else range(args.trials)
+
+    def before(run: Path, cfg: config.Config) -> None:
+        if args.start_from:
+            begun = start_from([d / run.relative_to(args.out) for d in args.start_from], run, cfg)
+            if begun:
+                print(f"{run}: continues {begun}", flush=True)
+    try:
+        run_trials(trials, args.out, variants, seeds,
+                   lambda variant, seed: trial_config(variant, seed, args),
+                   lambda run, cfg: score(run, cfg, args.jobs), before, {"overrides": args.set})
+    except UserError as e:
+        parser.exit(1, f"table2_full.py: {e}\n")
+    write_tables(args, trials)
 
 
 if __name__ == "__main__":

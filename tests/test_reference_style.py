@@ -10,7 +10,6 @@ within a relative error of 1e-4 (max abs difference over max(1, max abs value)).
 
 import copy
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +23,7 @@ from alae.model import ALAE
 from alae.nets.style import block_channels
 from alae.nn import upsample
 from alae.reference import style
-from tests.helpers import ROOT
-
-sys.path.insert(0, str(ROOT / "bench"))
-from synthetic_reference import synthetic_reference  # noqa: E402  (bench/synthetic_reference.py)
+from alae.reference.synthetic import synthetic_reference
 
 DATA = Path(__file__).parent / "data" / "reference"
 FIXTURES = ["style-gray32", "style-rgb64"]

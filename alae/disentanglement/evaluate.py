@@ -16,7 +16,8 @@ round for the shapes) take one to two minutes per 2,000 codes on one core. Facto
 take one value among the images are left out. Beside the JSON go two figures per code:
 traversals (per factor, its most important code dimension by DCI, varied from the 2nd to
 the 98th percentile of the codes around the code of one held-out image) and the
-importance matrix as a heat map.
+importance matrix as a heat map. The JSON also holds the mean squared pixel error of the
+reconstructions G(E(x)) of the same images.
 """
 
 from __future__ import annotations
@@ -113,12 +114,14 @@ def evaluate(run: Path, codes: list[str] | None = None, num: int = NUM, fit: int
     if not varying:
         raise UserError(f"no factor varies among the {len(images)} test images of {dataset}")
     x = torch.from_numpy(images)
+    with torch.no_grad():
+        mse = float((model.reconstruct(x).cpu() - x.float() / 255).pow(2).mean())
     fit = min(fit, len(images) // 2)
     result = {"run": str(run), "dataset": str(dataset), "kind": model.cfg.kind, "num": len(images),
               "fit": fit, "held_out": len(images) - fit, "factors": names,
               "left_out": [n for n in table.names if n not in names],
               "dci_regressor": "sklearn GradientBoostingClassifier, default settings (disentanglement_lib)",
-              "codes": {}}
+              "reconstruction_mse": mse, "codes": {}}
     by_name = {}
     for name in codes:
         t0 = time.perf_counter()
@@ -147,7 +150,8 @@ def table(result: dict) -> str:
     chance = next(iter(result["codes"].values()))["probe"]["chance"]
     notes = [f"{result['num']} test images of {result['dataset']}: MIG on all, DCI / SAP / probes fitted on "
              f"{result['fit']}, scored on {result['held_out']}; probe chance: "
-             + ", ".join(f"{n} {c:.3f}" for n, c in zip(result["factors"], chance))]
+             + ", ".join(f"{n} {c:.3f}" for n, c in zip(result["factors"], chance)),
+             f"reconstructions G(E(x)): mean squared pixel error {result['reconstruction_mse']:.4f} (pixels in [0, 1])"]
     notes += [f"z found by inverting F: relative residual {r['inversion_residual']:.2e}"
               for r in result["codes"].values() if "inversion_residual" in r]
     if result["left_out"]:

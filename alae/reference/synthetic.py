@@ -1,13 +1,10 @@
-"""Random networks in the authors' StyleALAE layout, as their checkpoints hold them: what
-bench/import_cpu.py writes as a checkpoint of the published FFHQ architecture, and what
-tests/test_reference_style.py checks against the layout of the authors' own fixtures.
-
-    from synthetic_reference import synthetic_reference   # with bench/ on the import path
-"""
+"""Random networks in the authors' StyleALAE layout, as their checkpoints hold them: a stand-in
+for a published checkpoint where none can be downloaded (bench/import_cpu.py writes one of the
+FFHQ architecture; the tests check the layout against the authors' own fixtures)."""
 
 import torch
 
-from alae.nets.style import block_channels
+from ..nets.style import block_channels
 
 
 def synthetic_reference(levels: int, startf: int, maxf: int, latent: int, channels: int, mapping_layers: int,

@@ -10,10 +10,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__, dist
 from . import config as config_mod
 from .errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import ALAE
 
 
 class ShowDefaults(argparse.HelpFormatter):
@@ -31,11 +37,11 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports its errors through UserError (one line, exit 2) and shows each
     option's default in --help."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any):
         kwargs.setdefault("formatter_class", ShowDefaults)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
@@ -213,7 +219,7 @@ def add_metric_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def resolve_config(args) -> config_mod.Config:
+def resolve_config(args: argparse.Namespace) -> config_mod.Config:
     from .data import source
     from .run import Run
 
@@ -240,7 +246,7 @@ def resolve_config(args) -> config_mod.Config:
     return config_mod.validate(cfg)
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     """Train, then write the report; SIGINT or SIGTERM stop after a checkpoint with status 128 + signal."""
     from . import report
     from .training import Stopped, train
@@ -265,7 +271,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> None:
+def cmd_eval(args: argparse.Namespace) -> None:
     from .metrics.table2 import evaluate_runs
 
     if args.protocol != "table2":
@@ -277,7 +283,7 @@ def cmd_eval(args) -> None:
         args.json.write_text(json.dumps(data, indent=2))
 
 
-def cmd_disentanglement(args) -> None:
+def cmd_disentanglement(args: argparse.Namespace) -> None:
     import torch
 
     from .disentanglement.evaluate import report, table
@@ -291,13 +297,13 @@ def cmd_disentanglement(args) -> None:
         print(f"wrote {path}")
 
 
-def cmd_report(args) -> None:
+def cmd_report(args: argparse.Namespace) -> None:
     from . import report
 
     report.write(args.run, device=args.device)
 
 
-def cmd_metrics(args) -> None:
+def cmd_metrics(args: argparse.Namespace) -> None:
     from .metrics.evaluate import run_metrics, table
 
     rows = run_metrics(args.run, args.metrics, args.num, args.batch, args.device, args.inception, args.lpips,
@@ -306,26 +312,26 @@ def cmd_metrics(args) -> None:
     print(f"appended to {args.run / 'metrics.jsonl'}")
 
 
-def cmd_fid(args) -> None:
+def cmd_fid(args: argparse.Namespace) -> None:
     from .metrics.evaluate import fid_between
 
     value, counts = fid_between(args.a, args.b, args.num, args.batch, args.device, args.inception, not args.quiet)
     print(f"FID {value:.4f} between {args.a} ({counts[0]} images) and {args.b} ({counts[1]} images)")
 
 
-def load_run(run: Path, device: str):
+def load_run(run: Path, device: str) -> ALAE:
     from .device import resolve_device
     from .model import load
 
     return load(run, resolve_device(device))
 
 
-def cmd_figure(args) -> None:
+def cmd_figure(args: argparse.Namespace) -> None:
     """generate, reconstruct, mix, interpolate: load the run's EMA model, draw, save."""
     from . import figures, images
 
     model = load_run(args.run, args.device)
-    def read(paths):
+    def read(paths: list[Path]) -> torch.Tensor:
         return images.load_images(paths, model.resolution, model.cfg.channels)
     if args.command == "generate":
         most = max(1, min(MAX_SHEET, MAX_SHEET_PIXELS // model.resolution**2))
@@ -347,7 +353,7 @@ def cmd_figure(args) -> None:
     print(f"wrote {args.out}")
 
 
-def cmd_dataset(args) -> None:
+def cmd_dataset(args: argparse.Namespace) -> None:
     from .data import packed
 
     summary = packed.make(args.src, args.out, args.resolution, args.channels, args.test_fraction, args.force)
@@ -362,7 +368,7 @@ def cmd_dataset(args) -> None:
             print(f"  {item['file']}: {item['why']}")
 
 
-def cmd_directions(args) -> None:
+def cmd_directions(args: argparse.Namespace) -> None:
     from . import directions
     from .run import Run
 
@@ -375,14 +381,14 @@ def cmd_directions(args) -> None:
     print(f"wrote {Run(args.run).directions_path}")
 
 
-def cmd_import(args) -> None:
+def cmd_import(args: argparse.Namespace) -> None:
     from .reference import import_checkpoint
     m = import_checkpoint(args.checkpoint, args.run, args.set, args.force).config().model
     shape = f"{m.resolution}x{m.resolution}x{m.channels}, {m.levels} level(s)" if m.net == "style" else "28x28"
     print(f"imported {args.checkpoint} ({m.net} networks, latent {m.latent_size}, {shape}) into {args.run}")
 
 
-def cmd_serve(args) -> None:
+def cmd_serve(args: argparse.Namespace) -> None:
     from .serve.server import serve
 
     serve(args.run, args.host, args.port, device=args.device)

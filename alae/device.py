@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+from collections.abc import Callable
 
 import torch
 
@@ -20,7 +21,7 @@ def resolve_device(name: str, what: str = "--device") -> torch.device:
     return torch.device(name)
 
 
-def autocast_for(precision: str, device: torch.device):
+def autocast_for(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
     """A context factory running the networks in `precision` (bf16: autocast, on CPU or GPU)."""
     if precision == "fp32":
         return contextlib.nullcontext

@@ -46,7 +46,7 @@ FASHION = ("tshirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shir
 DIRECTION_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # what a direction (an attribute column) may be called
 
 
-def luminance(x) -> torch.Tensor:
+def luminance(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Images [N, C, H, W] (floats in [0, 1] or uint8) -> grayscale [N, H, W] in [0, 1]."""
     x = as_floats(x)
     if x.shape[1] == 3:
@@ -54,24 +54,24 @@ def luminance(x) -> torch.Tensor:
     return x[:, 0]
 
 
-def brightness(x) -> np.ndarray:
-    """Mean luminance of each image, in [0, 1]."""
+def brightness(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Mean luminance of each image, in [0, 1]: float64 [N]."""
     return luminance(x).mean((1, 2)).double().numpy()
 
 
-def contrast(x) -> np.ndarray:
-    """RMS contrast: the standard deviation of each image's luminance."""
+def contrast(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """RMS contrast: the standard deviation of each image's luminance; float64 [N]."""
     return luminance(x).flatten(1).std(1, correction=0).double().numpy()
 
 
-def ink(x) -> np.ndarray:
-    """Ink mass of white-on-black digits: the sum of intensities, in pixels fully inked.
+def ink(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Ink mass of white-on-black digits: the sum of intensities, in pixels fully inked; float64 [N].
     A digit drawn with thicker strokes carries more ink."""
     return luminance(x).sum((1, 2)).double().numpy()
 
 
-def slant(x) -> np.ndarray:
-    """Slant of each digit in degrees from upright, positive when its top leans right, from the
+def slant(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Slant of each digit in degrees from upright (float64 [N]), positive when its top leans right, from the
     second moments of its intensity: atan(-mu11 / mu02), with y the row (downward) and x the column.
     A blank image has slant 0."""
     ink_ = luminance(x).double()
@@ -88,7 +88,7 @@ def slant(x) -> np.ndarray:
 MEASURES = {"brightness": brightness, "contrast": contrast, "ink": ink, "slant": slant}
 
 
-def measured_attributes(dataset: str, images, labels: np.ndarray | None) -> dict[str, np.ndarray]:
+def measured_attributes(dataset: str, images: torch.Tensor | np.ndarray, labels: np.ndarray | None) -> dict[str, np.ndarray]:
     """The attributes of `images` (uint8 [N, C, H, W] of `dataset`) that need no labels file."""
     values = {}
     if labels is not None:

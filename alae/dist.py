@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -89,7 +90,7 @@ _shard: Shard | None = None
 
 
 @contextlib.contextmanager
-def batch_shard(shard: Shard):
+def batch_shard(shard: Shard) -> Iterator[None]:
     """Within this block, `randn_rows` draws for the global batch and returns this process's rows."""
     global _shard
     outer, _shard = _shard, shard

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+from collections.abc import Iterator
 
 import torch
 
@@ -69,7 +70,7 @@ def current() -> Draws:
 
 
 @contextlib.contextmanager
-def using(draws: Draws):
+def using(draws: Draws) -> Iterator[Draws]:
     """Within this block every training draw comes from `draws`."""
     token = _current.set(draws)
     try:

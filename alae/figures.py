@@ -6,12 +6,16 @@ Grids are drawn with Pillow: each row an image strip, a label on its left.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
 from .latent import STYLE_GROUPS, invert_F, lerp_rows, style_group_inputs
+
+if TYPE_CHECKING:
+    from .model import ALAE
 
 PAD = 2
 LABEL_WIDTH = 70
@@ -37,16 +41,17 @@ def grid(rows: list[torch.Tensor], labels: list[str], scale: int = 2, label_widt
     return sheet
 
 
-def reconstructions(model, images: torch.Tensor) -> Image.Image:
-    """Figure 3: a row of test digits and the row of their reconstructions G(E(x))."""
+def reconstructions(model: ALAE, images: torch.Tensor) -> Image.Image:
+    """Figure 3: a row of test digits (images [N, C, R, R] in [0, 1]) and the row of their reconstructions G(E(x))."""
     return grid([images, model.reconstruct(images)], ["input", "G(E(x))"])
 
 
-def traversals(model, a: torch.Tensor, b: torch.Tensor, steps: int = 9) -> tuple[Image.Image, float]:
+def traversals(model: ALAE, a: torch.Tensor, b: torch.Tensor, steps: int = 9) -> tuple[Image.Image, float]:
     """Figure 4: for pairs of encoded test digits, G(F(z)) along a line in z, and G(w) along a line in w.
 
-    The w end points are E(a) and E(b); the z end points are found by inverting F. Returns
-    the figure and the relative residual of that inversion.
+    The pairs are (a[i], b[i]) of images a, b [N, C, R, R] in [0, 1]. The w end points are E(a)
+    and E(b); the z end points are found by inverting F. Returns the figure and the relative
+    residual of that inversion.
     """
     wa, wb = model.encode(a), model.encode(b)
     rows, labels = [], []
@@ -62,8 +67,8 @@ def traversals(model, a: torch.Tensor, b: torch.Tensor, steps: int = 9) -> tuple
     return grid(rows, labels), max(res_a, res_b)
 
 
-def w_traversals(model, a: torch.Tensor, b: torch.Tensor, steps: int = 9) -> Image.Image:
-    """Traversals in w only, for a pixel autoencoder (which has no z)."""
+def w_traversals(model: ALAE, a: torch.Tensor, b: torch.Tensor, steps: int = 9) -> Image.Image:
+    """Traversals in w only, for a pixel autoencoder (which has no z); a, b as `traversals` takes them."""
     w_path = lerp_rows(model.encode(a), model.encode(b), steps)
     return grid([model.decode(p) for p in w_path], [f"pair {i + 1}: w" for i in range(len(a))])
 
@@ -89,7 +94,7 @@ def loss_plot(rows: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
-def generations(model, num: int, seed: int, truncations: tuple[float | None, ...] = (None,),
+def generations(model: ALAE, num: int, seed: int, truncations: tuple[float | None, ...] = (None,),
                 per_row: int = 8) -> Image.Image:
     """num generated images G(F(z)) in rows of per_row, once per truncation psi (None: none),
     all from the same z and noise, so that the blocks show what truncation does."""
@@ -101,13 +106,14 @@ def generations(model, num: int, seed: int, truncations: tuple[float | None, ...
     return grid(rows, labels)
 
 
-def interpolation(model, a: torch.Tensor, b: torch.Tensor, steps: int) -> Image.Image:
-    """Two real images and G(w) along the straight line between E(a) and E(b) (`ALAE.interpolate`)."""
+def interpolation(model: ALAE, a: torch.Tensor, b: torch.Tensor, steps: int) -> Image.Image:
+    """Two real images (a, b: [C, R, R] in [0, 1]) and G(w) along the straight line between E(a) and E(b) (`ALAE.interpolate`)."""
     return grid([torch.cat([a[None], model.interpolate(a, b, steps), b[None]])], ["a, w path, b"])
 
 
-def style_mixing(model, src: torch.Tensor, dst: torch.Tensor) -> Image.Image:
-    """Figure 9: each destination image with the coarse, middle or fine styles of each source (`ALAE.mix`)."""
+def style_mixing(model: ALAE, src: torch.Tensor, dst: torch.Tensor) -> Image.Image:
+    """Figure 9: each destination image with the coarse, middle or fine styles of each source (`ALAE.mix`);
+    src and dst are images [N, C, R, R] in [0, 1]."""
     blank = torch.ones_like(src[:1])
     rows, labels = [torch.cat([blank, src])], ["source"]
     for group in STYLE_GROUPS:

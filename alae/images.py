@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from PIL import Image
 
@@ -18,6 +20,9 @@ MAX_PIXELS = 64 * 1024 * 1024  # larger images are refused before decoding, as d
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # and Pillow itself refuses those beyond twice this, wherever it opens one
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # modes Pillow opens 16-bit grayscale PNGs in
 PIXEL_SLACK = 1e-3  # float pixels may stray this far outside [0, 1] (rounding) before they are refused
+# what a user may pass as images (`to_batch`): a file path, a PIL image, a list of either, a tensor or array
+ImagesLike: TypeAlias = (str | os.PathLike | Image.Image | Sequence[str | os.PathLike | Image.Image]
+                         | torch.Tensor | npt.ArrayLike)
 
 
 def load_image(path: Path, resolution: int, channels: int) -> torch.Tensor:
@@ -82,7 +87,7 @@ def load_images(paths: list[Path], resolution: int, channels: int) -> torch.Tens
     return torch.stack([load_image(p, resolution, channels) for p in paths])
 
 
-def as_floats(x) -> torch.Tensor:
+def as_floats(x: torch.Tensor | npt.ArrayLike) -> torch.Tensor:
     """A tensor or array of pixels -> floats in [0, 1]: uint8 is divided by 255; floats must already
     lie in [0, 1] (a one-line UserError otherwise, e.g. for floats in 0-255)."""
     try:
@@ -104,7 +109,7 @@ def as_floats(x) -> torch.Tensor:
     return x
 
 
-def to_batch(x, resolution: int, channels: int) -> torch.Tensor:
+def to_batch(x: ImagesLike, resolution: int, channels: int) -> torch.Tensor:
     """What a user passes as images -> floats [N, channels, H, W] in [0, 1].
 
     Accepted: an image file path; a PIL image; a list of either (each centre-cropped and resized

@@ -3,18 +3,23 @@ lines, style mixing by groups of style inputs (Figure 9), and inverting F."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from .model import ALAE
 
 STYLE_GROUPS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1024)}  # resolutions, Figure 9
 
 
-def style_group_inputs(model, group: str) -> list[int]:
+def style_group_inputs(model: ALAE, group: str) -> list[int]:
     """Indices of G's style inputs whose level's resolution lies in the group's range."""
     low, high = STYLE_GROUPS[group]
     return [i for i in range(model.G.num_styles) if low <= 4 * 2 ** (i // 2) <= high and i // 2 <= model.G.level]
 
 
-def invert_F(model, w: torch.Tensor, steps: int = 500, lr: float = 0.05) -> tuple[torch.Tensor, float]:
+def invert_F(model: ALAE, w: torch.Tensor, steps: int = 500, lr: float = 0.05) -> tuple[torch.Tensor, float]:
     """z with F(z) close to w, by Adam on ||F(z) - w||^2 (F has no closed-form inverse).
 
     Returns z and the final mean squared residual relative to the mean squared w.
@@ -37,7 +42,7 @@ def lerp_rows(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
     return a[:, None] + t * (b - a)[:, None]
 
 
-def mixed_styles(model, w_dst: torch.Tensor, w_src: torch.Tensor, group: str) -> torch.Tensor:
+def mixed_styles(model: ALAE, w_dst: torch.Tensor, w_src: torch.Tensor, group: str) -> torch.Tensor:
     """G's style inputs ws [N, num_styles, latent] for one destination w [latent] and N source
     ws [N, latent]: the destination's w everywhere but at the group's inputs, which take the source's."""
     ws = w_dst.expand(len(w_src), model.G.num_styles, -1).clone()

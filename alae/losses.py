@@ -28,12 +28,17 @@ statistics as 0-dim tensors, so that the hot loop does not wait on the device.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as nnf
 from torch import nn
 
 from . import dist
+
+if TYPE_CHECKING:
+    from .model import ALAE
 
 fp32 = contextlib.nullcontext
 
@@ -44,7 +49,7 @@ def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def frozen(*nets: nn.Module):
+def frozen(*nets: nn.Module) -> Iterator[None]:
     """Let gradients flow through `nets` to their inputs without accumulating on their weights."""
     params = [p for net in nets for p in net.parameters()]
     flags = [p.requires_grad for p in params]
@@ -90,7 +95,8 @@ def r1_penalty(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return at_least_fp32(grad).pow(2).reshape(grad.shape[0], -1).sum(dim=1)
 
 
-def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, autocast=fp32) -> dict[str, torch.Tensor]:
+def d_step(model: ALAE, opt_ED: torch.optim.Optimizer, x: torch.Tensor, z: torch.Tensor, r1_gamma: float,
+           autocast: Callable[[], contextlib.AbstractContextManager] = fp32) -> dict[str, torch.Tensor]:
     """Step 1: update E and D to tell real x from generated G(F(z)), with R1 on real data
     (weight `r1_gamma`; its statistic "r1" is the unweighted penalty, absent where the weight is 0).
 
@@ -111,7 +117,8 @@ def d_step(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, aut
     return {"loss_d": loss.detach().mean(), "r1": r1.detach().mean()}
 
 
-def g_step(model, opt_FG, z: torch.Tensor, autocast=fp32) -> dict[str, torch.Tensor]:
+def g_step(model: ALAE, opt_FG: torch.optim.Optimizer, z: torch.Tensor,
+           autocast: Callable[[], contextlib.AbstractContextManager] = fp32) -> dict[str, torch.Tensor]:
     """Step 2: update F and G so that D∘E takes G(F(z)) for real."""
     with frozen(model.E, model.D):
         with autocast():
@@ -121,7 +128,8 @@ def g_step(model, opt_FG, z: torch.Tensor, autocast=fp32) -> dict[str, torch.Ten
     return {"loss_g": loss.detach()}
 
 
-def ae_step(model, opt_ED, opt_FG, z: torch.Tensor, trains_F: bool, autocast=fp32,
+def ae_step(model: ALAE, opt_ED: torch.optim.Optimizer, opt_FG: torch.optim.Optimizer, z: torch.Tensor, trains_F: bool,
+            autocast: Callable[[], contextlib.AbstractContextManager] = fp32,
             d_zero_step: bool = False) -> dict[str, torch.Tensor]:
     """Step 3: update E and G so that E(G(w)) gives back w = F(z) (latent autoencoding).
 
@@ -135,7 +143,8 @@ def ae_step(model, opt_ED, opt_FG, z: torch.Tensor, trains_F: bool, autocast=fp3
     return {"loss_ae": loss.detach()}
 
 
-def pixel_step(model, opt, x: torch.Tensor, kind: str, autocast=fp32) -> dict[str, torch.Tensor]:
+def pixel_step(model: ALAE, opt: torch.optim.Optimizer, x: torch.Tensor, kind: str,
+               autocast: Callable[[], contextlib.AbstractContextManager] = fp32) -> dict[str, torch.Tensor]:
     """The AE baseline of Table 2: update E and G on |x - G(E(x))| (L1) or its square (L2)."""
     with autocast():
         y = at_least_fp32(model.G(model.E(x)))
@@ -145,7 +154,8 @@ def pixel_step(model, opt, x: torch.Tensor, kind: str, autocast=fp32) -> dict[st
     return {"loss_pixel": loss.detach()}
 
 
-def vae_step(model, opt, x: torch.Tensor, beta: float, autocast=fp32) -> dict[str, torch.Tensor]:
+def vae_step(model: ALAE, opt: torch.optim.Optimizer, x: torch.Tensor, beta: float,
+             autocast: Callable[[], contextlib.AbstractContextManager] = fp32) -> dict[str, torch.Tensor]:
     """The beta-VAE baseline (Higgins et al., ICLR 2017): update E and G on the negative ELBO
     with the KL term weighted by beta. E(x) gives the mean and log-variance of q(w | x); w is
     drawn from it by reparameterisation (Kingma and Welling 2014); G(w) gives the logits of

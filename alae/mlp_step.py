@@ -28,14 +28,21 @@ four weight-sized additions fewer.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as nnf
 
 from .losses import apply_gradients, at_least_fp32, fp32
 from .nn import EqualLinear
 
+if TYPE_CHECKING:
+    from .model import ALAE
 
-def chain(model) -> list[tuple[EqualLinear, float | None]]:
+
+def chain(model: ALAE) -> list[tuple[EqualLinear, float | None]]:
     """D∘E as (linear layer, slope of the leaky ReLU after it or None) pairs, input side first."""
     return [pair for mlp in (model.E.mlp, model.D.mlp) for pair in zip(mlp.layers, mlp.slopes)]
 
@@ -45,7 +52,8 @@ def activation_backward(grad: torch.Tensor, h: torch.Tensor, slope: float | None
     return grad if slope is None else torch.ops.aten.leaky_relu_backward(grad, h, slope, True)
 
 
-def d_step_mlp(model, opt_ED, x: torch.Tensor, z: torch.Tensor, r1_gamma: float, autocast=fp32) -> dict[str, torch.Tensor]:
+def d_step_mlp(model: ALAE, opt_ED: torch.optim.Optimizer, x: torch.Tensor, z: torch.Tensor, r1_gamma: float,
+               autocast: Callable[[], contextlib.AbstractContextManager] = fp32) -> dict[str, torch.Tensor]:
     """Step 1 (`losses.d_step`) for MLP networks: update E and D to tell real x from
     generated G(F(z)), with R1 on real data, by the closed-form gradients above."""
     layers = chain(model)

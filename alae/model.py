@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -108,7 +110,7 @@ class ALAE(nn.Module):
         with torch.no_grad():
             return torch.cat([fn(chunk.to(self.device)) for chunk in x.split(INFERENCE_BATCH)])
 
-    def as_images(self, x) -> torch.Tensor:
+    def as_images(self, x: images.ImagesLike) -> torch.Tensor:
         """What a user passes as images (`images.to_batch`: paths, PIL images, tensors or arrays of
         uint8 or floats in [0, 1]) -> floats [N, C, R, R] in [0, 1] at the model's resolution R:
         larger square images whose side is a multiple of R are averaged down to it."""
@@ -121,7 +123,7 @@ class ALAE(nn.Module):
                             f"got {x.shape[-2]}x{x.shape[-1]}")
         return x
 
-    def encode(self, x) -> torch.Tensor:
+    def encode(self, x: images.ImagesLike) -> torch.Tensor:
         """Images (anything `as_images` takes) -> w [N, latent] (a VAE: the posterior mean)."""
         x = self.as_images(x)
         return self._batched(lambda chunk: self.E(self.to_net(chunk)), x)[:, :self.cfg.latent_size]
@@ -139,14 +141,14 @@ class ALAE(nn.Module):
             return torch.sigmoid(x)
         return (x + 1) / 2 if self.is_style else x
 
-    def features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, x: images.ImagesLike) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (anything `as_images` takes) -> (short w, long penultimate activations), the features of Table 2."""
         x = self.as_images(x)
         with torch.no_grad():
             pairs = [self.E.features(chunk.to(self.device)) for chunk in x.split(INFERENCE_BATCH)]
         return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
 
-    def decode(self, w, noise: bool = True, clip: bool = True) -> torch.Tensor:
+    def decode(self, w: torch.Tensor | npt.ArrayLike, noise: bool = True, clip: bool = True) -> torch.Tensor:
         """w [N, latent] (or one w [latent], or ws [N, num_styles, latent] for the style networks)
         -> images [N, C, R, R] in [0, 1], clipped as a saved image is; `clip=False` gives G's output
         in those units as it is. `noise=False` puts the style G's fixed stand-in for its noise inputs
@@ -159,11 +161,11 @@ class ALAE(nn.Module):
         out = self._batched(lambda chunk: self.from_net(G(chunk)), w)
         return out.clamp(0, 1) if clip else out
 
-    def reconstruct(self, x) -> torch.Tensor:
+    def reconstruct(self, x: images.ImagesLike) -> torch.Tensor:
         """G(E(x)): images (anything `as_images` takes) -> images [N, C, R, R] in [0, 1]."""
         return self.decode(self.encode(x))
 
-    def mix(self, dst, src, group: str) -> torch.Tensor:
+    def mix(self, dst: images.ImagesLike, src: images.ImagesLike, group: str) -> torch.Tensor:
         """Real-image style mixing (Figure 9): each destination image with the `group`'s styles
         ("coarse", "middle" or "fine": `latent.STYLE_GROUPS`) taken from each source image; both are
         anything `as_images` takes. Returns images [len(dst), len(src), C, R, R] in [0, 1]."""
@@ -175,7 +177,7 @@ class ALAE(nn.Module):
         w_dst, w_src = self.encode(dst), self.encode(src)
         return torch.stack([self.decode(latent.mixed_styles(self, w, w_src, group)) for w in w_dst])
 
-    def interpolate(self, a, b, steps: int = 8) -> torch.Tensor:
+    def interpolate(self, a: images.ImagesLike, b: images.ImagesLike, steps: int = 8) -> torch.Tensor:
         """G(w) at `steps` evenly spaced points of the straight line in w from E(a) to E(b), ends
         included (one step: E(a) alone); a and b are one image each. Returns images [steps, C, R, R] in [0, 1]."""
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -185,7 +187,7 @@ class ALAE(nn.Module):
             raise UserError(f"interpolate takes one image at each end, got {len(wa)} and {len(wb)}")
         return self.decode(latent.lerp_rows(wa, wb, steps)[0])
 
-    def map(self, z) -> torch.Tensor:
+    def map(self, z: torch.Tensor | npt.ArrayLike) -> torch.Tensor:
         """z [N, latent] (or one z [latent]) -> w = F(z) [N, latent]."""
         self._require_F("map z to w")
         return self._batched(self.F, self._latents(z, "z"))
@@ -224,7 +226,7 @@ class ALAE(nn.Module):
             raise UserError(f"cannot {what}: a pixel autoencoder run has no mapping F (use an ALAE run)")
 
 
-def load(run, device: str | torch.device = "cpu", weights: str = "ema") -> ALAE:
+def load(run: str | os.PathLike, device: str | torch.device = "cpu", weights: str = "ema") -> ALAE:
     """The EMA model of a run directory (its newest checkpoint) or of one checkpoint file;
     `weights="live"` gives the trained networks themselves instead of their moving average.
 

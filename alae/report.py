@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -14,13 +16,17 @@ from .metrics import class_kept, table2
 from .nn import downsample_to
 from .run import Run
 
+if TYPE_CHECKING:
+    from .config import Config
+    from .model import ALAE
+
 FIGURE_IMAGES = 10    # test images in the reconstruction figure (one per class for labelled data)
 TRAVERSAL_PAIRS = 4   # image pairs in the traversal figure
 MIX_IMAGES = 4        # sources and destinations of the style-mixing figure
 SAMPLES = 32          # generated images per generation figure
 
 
-def draw_figures(run: Run, cfg, model, log=print) -> list[Path]:
+def draw_figures(run: Run, cfg: Config, model: ALAE, log: Callable[[str], None] = print) -> list[Path]:
     """Figures of a trained run from held-out test images; returns the files written.
 
     Every run: the reconstructions (Figure 3) and traversals (Figure 4: lines in z and in w for
@@ -47,7 +53,7 @@ def draw_figures(run: Run, cfg, model, log=print) -> list[Path]:
     return paths
 
 
-def write(run: Run | Path, log=print, device: str = "cpu") -> list[Path]:
+def write(run: Run | Path, log: Callable[[str], None] = print, device: str = "cpu") -> list[Path]:
     """Write the loss plot, the figures (`draw_figures`) and, for MLP runs on MNIST, Table 2's report
     into `run`; returns the image files written."""
     run = Run.open(run)

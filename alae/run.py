@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
@@ -29,6 +30,9 @@ from . import checkpoint
 from .config import Config, from_dict
 from .errors import UserError
 from .files import write_atomic
+
+if TYPE_CHECKING:
+    from .model import ALAE
 
 
 class Run:
@@ -167,7 +171,7 @@ class Run:
             raise UserError(f"run directory not found: {path}")
         return path
 
-    def load(self, weights: str = "ema", device: str | torch.device = "cpu"):
+    def load(self, weights: str = "ema", device: str | torch.device = "cpu") -> ALAE:
         """The model of the newest checkpoint (`alae.model.load`): the EMA networks, or the trained
         ones with `weights="live"`, on `device`."""
         from .model import load

@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ from .model import ALAE
 from .run import Run
 
 
-def d_step_for(net: str):
+def d_step_for(net: str) -> Callable[..., dict[str, torch.Tensor]]:
     """Step 1 for networks of kind `net`: by its closed-form gradients where D∘E is an MLP
     (the same update with fewer products), by autograd otherwise."""
     return d_step_mlp if net == "mlp" else d_step

@@ -60,7 +60,7 @@ def variants(level: int, base_batch: int, authors: bool) -> list[dict]:
             this(f"b{base_batch} lazy R1 16", base_batch, 16),
             this("b64", 64), this("b128", 128),
             this("b128 lazy R1 4", 128, 4),
-            this("b128 lazy R1 16 (the preset)", 128, 16),
+            this("b128 lazy R1 16", 128, 16),
             this("b128 lazy R1 16 1 thread", 128, 16, threads=1),
             this("b256 lazy R1 16", 256, 16),
             this("b128 lazy R1 16 compile", 128, 16, compile=True),

@@ -23,7 +23,9 @@ reconstructions G(E(x)) of the same images.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,6 +37,11 @@ from ..errors import UserError
 from ..nn import pixel_norm
 from ..run import Run
 from . import scores
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..model import ALAE
 
 CODES = ("w", "z")
 SPLIT_SEED = 0
@@ -63,7 +70,7 @@ def labelled_test_images(dataset: str, resolution: int, num: int) -> tuple[np.nd
     return images[order][back], np.asarray(factors.indices[order][back], dtype=np.int64), factors
 
 
-def code(model, name: str, x: torch.Tensor) -> tuple[np.ndarray, dict]:
+def code(model: ALAE, name: str, x: torch.Tensor) -> tuple[np.ndarray, dict]:
     """The code `name` ('w' or 'z') of images x, and what to report about it."""
     w = model.encode(x)
     if name == "w":
@@ -73,7 +80,7 @@ def code(model, name: str, x: torch.Tensor) -> tuple[np.ndarray, dict]:
     return pixel_norm(z).cpu().numpy(), {"inversion_residual": residual}
 
 
-def decode(model, name: str, codes: np.ndarray) -> torch.Tensor:
+def decode(model: ALAE, name: str, codes: np.ndarray) -> torch.Tensor:
     """Images of codes `name`: G(w), or G(F(z))."""
     c = torch.from_numpy(codes).float()
     return model.decode(model.map(c) if name == "z" else c)
@@ -89,7 +96,8 @@ def metrics(codes: np.ndarray, factors: np.ndarray, fit: int) -> dict:
 
 
 def evaluate(run: Path, codes: list[str] | None = None, num: int = NUM, fit: int = FIT,
-             dataset: str | None = None, log=print, device: str = "cpu") -> tuple[dict, object, dict[str, np.ndarray]]:
+             dataset: str | None = None, log: Callable[[str], None] = print,
+             device: str = "cpu") -> tuple[dict, ALAE, dict[str, np.ndarray]]:
     """(results as JSON, the model, the codes by name) of run's model on `num` test images of `dataset`
     (default: the dataset it was trained on), the supervised metrics fitted on `fit` of them
     (at most half)."""
@@ -159,7 +167,8 @@ def table(result: dict) -> str:
     return "\n".join(lines + [""] + notes)
 
 
-def traversals(model, name: str, codes: np.ndarray, importance: np.ndarray, factor_names: list[str]):
+def traversals(model: ALAE, name: str, codes: np.ndarray, importance: np.ndarray,
+               factor_names: list[str]) -> Image.Image:
     """Per factor, one row: the first image's code with the factor's most important code
     dimension set to values from its 2nd to its 98th percentile, decoded."""
     rows, labels = [], []
@@ -192,7 +201,7 @@ def importance_plot(name: str, r: dict, factor_names: list[str], out: Path) -> N
     plt.close(fig)
 
 
-def draw(result: dict, model, codes: dict[str, np.ndarray], prefix: Path) -> list[Path]:
+def draw(result: dict, model: ALAE, codes: dict[str, np.ndarray], prefix: Path) -> list[Path]:
     """Per code, `PREFIX-CODE-traversals.png` and `PREFIX-CODE-importance.png`; returns the files."""
     paths = []
     for name, r in result["codes"].items():
@@ -205,7 +214,8 @@ def draw(result: dict, model, codes: dict[str, np.ndarray], prefix: Path) -> lis
 
 
 def report(run: Path, codes: list[str] | None, num: int, fit: int, json_path: Path | None,
-           dataset: str | None = None, log=print, device: str = "cpu") -> tuple[dict, list[Path]]:
+           dataset: str | None = None, log: Callable[[str], None] = print,
+           device: str = "cpu") -> tuple[dict, list[Path]]:
     """Evaluate (`evaluate`), write the JSON (default RUN/disentanglement.json) and the figures beside it."""
     import json
 

@@ -10,6 +10,8 @@ in the real image: the speckle a reconstruction adds where the digit has none.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as nnf
@@ -18,15 +20,19 @@ from ..data import source
 from ..errors import UserError
 from .table2 import nn1_accuracy
 
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..model import ALAE
 
-def flat(images) -> np.ndarray:
+
+def flat(images: torch.Tensor | np.ndarray) -> np.ndarray:
     """[N, C, H, W] images (uint8 or floats in [0, 1]) -> float32 [N, C*H*W] in [0, 1]."""
     x = images.detach().cpu() if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float().clamp(0, 1)
     return x.flatten(1).numpy()
 
 
-def evaluate(model, cfg, test_limit: int | None = None) -> dict[str, float]:
+def evaluate(model: ALAE, cfg: Config, test_limit: int | None = None) -> dict[str, float]:
     """Accuracy in % of the pixel 1NN on real test images and on their reconstructions; pixel
     MSE; background level (see the module docstring)."""
     train, train_rows, train_labels = source.images(cfg, "train")

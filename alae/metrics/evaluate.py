@@ -18,7 +18,9 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -33,6 +35,9 @@ from ..model import load
 from ..run import Run
 from . import fid, ppl
 from .inception import Inception
+
+if TYPE_CHECKING:
+    from .lpips import LPIPS
 
 STYLE_METRICS = ("fid", "fid_rec", "fid_real", "ppl_zfull", "ppl_zend", "ppl_wfull", "ppl_wend", "lpips_rec")
 MLP_METRICS = ("fid", "fid_rec", "fid_real", "lpips_rec")
@@ -50,7 +55,7 @@ def parse(names: str, style: bool) -> list[str]:
     return chosen
 
 
-def my_batches(total: int, batch: int, desc: str, progress: bool):
+def my_batches(total: int, batch: int, desc: str, progress: bool) -> Iterator[tuple[int, int]]:
     """(start, stop) of this process's batches of `total` items: batch k goes to rank k mod world."""
     rank, world = dist.world()
     starts = list(range(0, total, batch))[rank::world]
@@ -58,7 +63,8 @@ def my_batches(total: int, batch: int, desc: str, progress: bool):
         yield start, min(start + batch, total)
 
 
-def feature_stats(net: Inception, read, total: int, batch: int, desc: str, progress: bool) -> fid.FeatureStats:
+def feature_stats(net: Inception, read: Callable[[int, int], torch.Tensor | list[torch.Tensor]], total: int, batch: int,
+                  desc: str, progress: bool) -> fid.FeatureStats:
     """Inception statistics of images read(start, stop) for start, stop covering [0, total), all processes'."""
     stats = fid.FeatureStats(net.dim)
     for start, stop in my_batches(total, batch, desc, progress):
@@ -100,7 +106,7 @@ class Evaluator:
         return self._inception
 
     @property
-    def lpips(self):
+    def lpips(self) -> LPIPS:
         if self._lpips is None:
             from .lpips import LPIPS
             self._lpips = LPIPS("vgg16", self.lpips_path).to(self.device)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +26,12 @@ from ..data import mnist
 from ..device import resolve_device
 from ..errors import UserError
 from ..run import Run
+
+if TYPE_CHECKING:
+    from sklearn.svm import LinearSVC
+
+    from ..config import Config
+    from ..model import ALAE
 
 SVM_C = 0.02
 SVM_MAX_ITER = 5000
@@ -67,7 +75,8 @@ def nn1_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     return float((pred == np.asarray(test_y)).mean())
 
 
-def fit_svm(train_x: np.ndarray, train_y: np.ndarray, c: float = SVM_C, dual: bool = SVM_DUAL):
+def fit_svm(train_x: np.ndarray, train_y: np.ndarray, c: float = SVM_C,
+            dual: bool = SVM_DUAL) -> tuple[LinearSVC, bool]:
     """Table 2's linear SVM (LinearSVC, C = 0.02 unless `c` is given, features as given) fitted, and whether liblinear converged.
 
     The dual coordinate-descent solver (`dual`, the default) is the one the reference code's
@@ -91,18 +100,18 @@ def svm_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     return float(svm.score(test_x, test_y)), converged
 
 
-def protocol_of(cfg) -> str:
+def protocol_of(cfg: Config) -> str:
     """The Table 2 protocol a run's model was trained for: its `data.split`, "SW" or "DW"."""
     return cfg.data.split.upper()
 
 
-def features(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def features(model: ALAE, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Short and long features (float64) of uint8 digits [N, 28, 28]."""
     short, long_ = model.features(torch.from_numpy(images.copy()).unsqueeze(1))
     return short.double().cpu().numpy(), long_.double().cpu().numpy()
 
 
-def evaluate(model, protocol: str, root: str = "", log=print, jobs: int | None = None) -> dict:
+def evaluate(model: ALAE, protocol: str, root: str = "", log: Callable[[str], None] = print, jobs: int | None = None) -> dict:
     """Table 2's `protocol` columns for one trained model: accuracies in % keyed
     'classifier protocol' -> {short, long}.
 
@@ -167,13 +176,13 @@ def markdown(summary: dict, runs: dict[str, list[str]], kind: str, notes: list[s
     reference = "ALAE" if kind == "alae" else f"AE ({kind.upper()})"
     label = {"alae": "ALAE", "l1": "AE (L1)", "l2": "AE (L2)"}[kind]
 
-    def mean(c):
+    def mean(c: str) -> str:
         return _pair((summary[c]["short"]["mean"], summary[c]["long"]["mean"]))
 
-    def std(c):
+    def std(c: str) -> str:
         return _pair((summary[c]["short"]["std"], summary[c]["long"]["std"]))
 
-    def diff(c):
+    def diff(c: str) -> str:
         return " / ".join(f"{summary[c][k]['mean'] - v:+.2f}" for k, v in zip(FEATURES, PAPER[reference][c]))
 
     trials = ", ".join(f"{p}: {len(r)} ({', '.join(r)})" for p, r in runs.items() if r)
@@ -208,7 +217,8 @@ def markdown(summary: dict, runs: dict[str, list[str]], kind: str, notes: list[s
     return "\n".join(lines) + "\n"
 
 
-def evaluate_runs(runs: list[Path], log=print, protocol: str | None = None, device: str = "cpu") -> tuple[dict, str]:
+def evaluate_runs(runs: list[Path], log: Callable[[str], None] = print, protocol: str | None = None,
+                  device: str = "cpu") -> tuple[dict, str]:
     """Evaluate each run (a trial) on the protocol it was trained for and return (JSON summary,
     Markdown table): SW columns come from SW-trained runs, DW columns from DW-trained runs.
 

@@ -36,7 +36,7 @@ class MLP(nn.Module):
         slopes = [hidden_slope] * (len(self.layers) - 1) + [last_slope]
         self.slopes = [None if slope == 1 else slope for slope in slopes]  # slope 1: the identity
 
-    def forward(self, x: torch.Tensor, return_hidden: bool = False):
+    def forward(self, x: torch.Tensor, return_hidden: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         hidden = x
         for layer, slope in zip(self.layers, self.slopes):
             hidden, x = x, layer(x)

@@ -25,6 +25,7 @@ import pickle
 import warnings
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -33,6 +34,9 @@ from ..errors import UserError
 from ..model import ALAE
 from ..nn import EqualConv2d, EqualLinear
 from . import mlp, style
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 NETWORKS = ("discriminator", "generator", "mapping_tl", "mapping_fl")
 EMA_SUFFIX = "_s"
@@ -103,7 +107,7 @@ def reparameterise(state: dict[str, torch.Tensor], inferred: config.ModelConfig,
     return target.state_dict()
 
 
-def import_checkpoint(path: Path, out: Path, overrides: list[str] = (), force: bool = False):
+def import_checkpoint(path: Path, out: Path, overrides: list[str] = (), force: bool = False) -> Run:
     """Write run directory `out` from the authors' checkpoint `path`; returns the run (`alae.Run`).
 
     The architecture comes from the tensors; `overrides` (`section.key=value`) set what

@@ -12,10 +12,10 @@ def synthetic_reference(levels: int, startf: int, maxf: int, latent: int, channe
     """Random networks in the authors' StyleALAE layout (names and shapes as their code makes them)."""
     gen = torch.Generator().manual_seed(seed)
 
-    def rand(*shape):
+    def rand(*shape: int) -> torch.Tensor:
         return 0.1 * torch.randn(*shape, generator=gen)
 
-    def blur(c):
+    def blur(c: int) -> torch.Tensor:
         k = torch.tensor([1.0, 2.0, 1.0])
         return (k[:, None] * k / 16).expand(c, 1, 3, 3).clone()
 

@@ -117,8 +117,8 @@ class Demo:
             rec = self.render(w)[0]
         return {"w": w[0].tolist(), "original": png(x), "reconstruction": png(rec)}
 
-    def upload(self, url) -> torch.Tensor:
-        """A data URL of an image file -> the model's input [C, R, R]."""
+    def upload(self, url: object) -> torch.Tensor:
+        """A data URL of an image file -> the model's input [C, R, R], floats in [0, 1]."""
         if not isinstance(url, str) or not url.startswith("data:") or ";base64," not in url:
             raise RequestError("'image' must be a data URL (data:image/...;base64,...)")
         try:
@@ -216,7 +216,7 @@ class Handler(BaseHTTPRequestHandler):
     posts = {"/api/encode": Demo.encode, "/api/decode": Demo.decode,
              "/api/generate": Demo.generate, "/api/interpolate": Demo.interpolate}
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         if self.path == "/":
             self.send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
         elif self.path == "/api/info":
@@ -224,7 +224,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.reply(HTTPStatus.NOT_FOUND, {"error": f"not found: {self.path}"})
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         try:
             if self.path not in self.posts:
                 raise RequestError(f"not found: {self.path}", HTTPStatus.NOT_FOUND)
@@ -272,7 +272,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_request(self, code="-", size="-"):  # answers that went well are not logged
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:  # answers that went well are not logged
         if isinstance(code, int) and code >= 400:
             super().log_request(code, size)
 

@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "split is refused (default: each run's own)")
     add_device(t2)
 
-    dis = ev_sub.add_parser("disentanglement", help="MIG, DCI, SAP and linear probes of a run's codes on the "
-                                                    "factors of a dataset made by `alae dataset make shapes`")
+    dis = ev_sub.add_parser("disentanglement", help="MIG, DCI, SAP, the FactorVAE score and linear probes of a run's "
+                                                    "codes on the factors of a dataset made by `alae dataset make shapes`")
     dis.add_argument("run", type=Path)
     dis.add_argument("--codes", help="comma-separated: w (E(x); a VAE's mean), z (ALAE: F inverted); "
                                      "default: w,z for ALAE, w otherwise")

@@ -3,9 +3,8 @@ change to any of them turns a test red: the EMA half-life (10 kimg), the average
 per step), style mixing (probability 0.9, in steps 1 and 2 only), the fade of a new level (a sine ease of a linear blend),
 R1 (gamma 10, weighted gamma / 2, on real images in the networks' units), the learning-rate
 multipliers of F and D (0.1), Adam's betas (0, 0.99; the beta-VAE baseline: disentanglement_lib's 0.9, 0.999),
-the layer gains, truncation (psi 0.7 on the
-first 8 style inputs) and Table 2's classifiers. Values: the authors' code (defaults.py, model.py,
-net.py, train_alae.py, lreq.py) and the paper's sections 5 and 7."""
+the layer gains, truncation (psi 0.7 on the first 8 style inputs) and Table 2's classifiers. Values: the
+authors' code (defaults.py, model.py, net.py, train_alae.py, lreq.py) and the paper's sections 5 and 7."""
 
 import math
 

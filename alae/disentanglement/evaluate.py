@@ -22,6 +22,7 @@ reconstructions G(E(x)) of the same images.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,7 +96,7 @@ def metrics(codes: np.ndarray, factors: np.ndarray, fit: int) -> dict:
             "factor_vae": scores.factor_vae(codes, factors, np.random.default_rng(SPLIT_SEED))}
 
 
-def evaluate(run: Path, codes: list[str] | None = None, num: int = NUM, fit: int = FIT,
+def evaluate(run: str | os.PathLike, codes: list[str] | None = None, num: int = NUM, fit: int = FIT,
              dataset: str | None = None, log: Callable[[str], None] = print,
              device: str = "cpu") -> tuple[dict, ALAE, dict[str, np.ndarray]]:
     """(results as JSON, the model, the codes by name) of run's model on `num` test images of `dataset`
@@ -213,7 +214,7 @@ def draw(result: dict, model: ALAE, codes: dict[str, np.ndarray], prefix: Path) 
     return paths
 
 
-def report(run: Path, codes: list[str] | None, num: int, fit: int, json_path: Path | None,
+def report(run: str | os.PathLike, codes: list[str] | None, num: int, fit: int, json_path: Path | None,
            dataset: str | None = None, log: Callable[[str], None] = print,
            device: str = "cpu") -> tuple[dict, list[Path]]:
     """Evaluate (`evaluate`), write the JSON (default RUN/disentanglement.json) and the figures beside it."""

@@ -16,7 +16,6 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -217,7 +216,7 @@ def markdown(summary: dict, runs: dict[str, list[str]], kind: str, notes: list[s
     return "\n".join(lines) + "\n"
 
 
-def evaluate_runs(runs: list[Path], log: Callable[[str], None] = print, protocol: str | None = None,
+def evaluate_runs(runs: list[str | os.PathLike], log: Callable[[str], None] = print, protocol: str | None = None,
                   device: str = "cpu") -> tuple[dict, str]:
     """Evaluate each run (a trial) on the protocol it was trained for and return (JSON summary,
     Markdown table): SW columns come from SW-trained runs, DW columns from DW-trained runs.

@@ -24,6 +24,7 @@ import hashlib
 import pickle
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,7 +108,7 @@ def reparameterise(state: dict[str, torch.Tensor], inferred: config.ModelConfig,
     return target.state_dict()
 
 
-def import_checkpoint(path: Path, out: Path, overrides: list[str] = (), force: bool = False) -> Run:
+def import_checkpoint(path: Path, out: Path, overrides: Sequence[str] = (), force: bool = False) -> Run:
     """Write run directory `out` from the authors' checkpoint `path`; returns the run (`alae.Run`).
 
     The architecture comes from the tensors; `overrides` (`section.key=value`) set what

@@ -10,13 +10,16 @@ resumes from its newest checkpoint, so the command can be stopped and started ag
 copies given different `--models` or `--seeds` can share the machine's cores (the presets
 train on one thread). `--set` trains every model with an override (an A/B: give it its own
 `--out`). `--table` only writes the table of what is recorded into `--out/disentanglement.md`
-and `--out/disentanglement.json`.
+and `--out/disentanglement.json`; `--figures DIR` also copies every recorded run's figures
+there as `shapes-MODEL-sSEED-*.png`. `--rescore` scores the recorded trials of `--models` and
+`--seeds` again without training (after a change in the evaluation).
 
     python bench/disentanglement.py --dataset runs/shapes32 --out runs/dis
 """
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -37,10 +40,20 @@ def models(betas: list[float]) -> dict[str, tuple[str, list[str]]]:
 
 
 def score(run: Run, cfg: config.Config) -> dict:
-    """`alae eval disentanglement` of the run with its defaults (JSON and figures into the run)."""
+    """`alae eval disentanglement` of the run with its defaults (JSON and figures into the run), and
+    the run's training seconds over its whole log (resumptions included)."""
     t0 = time.perf_counter()
     result, _ = disentanglement.report(run, None, disentanglement.NUM, disentanglement.FIT, None, log=lambda m: None)
-    return result | {"eval_seconds": time.perf_counter() - t0}
+    return result | {"eval_seconds": time.perf_counter() - t0, "run_train_seconds": run.throughput()[1]}
+
+
+def rescore(trials: Trials, models: list[str], seeds: list[int]) -> None:
+    """Score the recorded trials of these models and seeds again (after a change in the evaluation)."""
+    for key, record in trials.all().items():
+        if record["variant"] in models and record["seed"] in seeds:
+            run = Run(record["run"])
+            trials.record(key, record | {"scores": score(run, run.config())})
+            print(f"{key}: scored again", flush=True)
 
 
 def beta_of(name: str) -> float | None:
@@ -56,7 +69,16 @@ def code_cells(runs: list[dict], code: str) -> dict[str, str]:
     for k, factor in enumerate(runs[0]["factors"]):
         cells[f"probe {factor}"] = cell(runs, lambda r, k=k: r["codes"][code]["probe"]["accuracy"][k], 3)
     cells["pixel MSE"] = cell(runs, lambda r: r["reconstruction_mse"], 4)
+    cells["inversion residual"] = cell(runs, lambda r: r["codes"][code]["inversion_residual"], 3)  # z only
     return cells
+
+
+def copy_figures(records: list[dict], folder: Path) -> None:
+    """Each recorded run's figures (`disentanglement-*.png`) into `folder` as `shapes-MODEL-sSEED-*.png`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in records:
+        for figure in Path(r["run"]).glob("disentanglement-*.png"):
+            shutil.copy2(figure, folder / figure.name.replace("disentanglement", f"shapes-{r['variant']}-s{r['seed']}"))
 
 
 def table(records: list[dict]) -> tuple[dict, str]:
@@ -73,7 +95,7 @@ def table(records: list[dict]) -> tuple[dict, str]:
             label = label if beta is None else f"{label} (beta {beta:g})"
             summary[f"{label}, {kimg:g} kimg"] = {
                 "seeds": [r["seed"] for r in runs], "cells": code_cells(scores, code),
-                "train_minutes": [r["train_seconds"] / 60 for r in runs],
+                "train_minutes": [r["scores"].get("run_train_seconds", r["train_seconds"]) / 60 for r in runs],
                 "inversion_residual": [s["codes"][code].get("inversion_residual") for s in scores]}
     if not summary:
         return summary, ""
@@ -89,16 +111,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", help="the folder made by `alae dataset make shapes` (needed to train)")
     parser.add_argument("--out", type=Path, default=Path("runs/dis"))
-    parser.add_argument("--betas", type=float, nargs="+", default=[16.0, 4.0], help="the beta-VAEs' betas")
+    parser.add_argument("--betas", type=float, nargs="+", default=[16.0, 8.0], help="the beta-VAEs' betas")
     parser.add_argument("--models", nargs="+", help="of alae, ae, vae-bBETA (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for every model, as for alae train (repeatable; use its own --out)")
     parser.add_argument("--table", action="store_true", help="only write the table of the recorded trials")
+    parser.add_argument("--figures", type=Path, help="copy the recorded runs' figures into this folder")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the recorded trials of --models and --seeds again, training nothing")
     args = parser.parse_args()
     named = models(args.betas)
     trials = Trials(args.out / "trials.json")
-    if not args.table:
+    if args.rescore:
+        rescore(trials, args.models or list(named), args.seeds)
+    elif not args.table:
         if args.dataset is None:
             parser.error("--dataset is needed to train (or give --table)")
         unknown = [m for m in args.models or [] if m not in named]
@@ -108,7 +135,10 @@ def main() -> None:
                    lambda name, seed: config.load(named[name][0], [*named[name][1], *args.set, f"train.seed={seed}",
                                                                    f"data.dataset={args.dataset}"]),
                    score, extra={"overrides": args.set})
-    summary, md = table(list(trials.all().values()))
+    records = list(trials.all().values())
+    summary, md = table(records)
+    if args.figures:
+        copy_figures(records, args.figures)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "disentanglement.json").write_text(json.dumps(summary, indent=1))
     (args.out / "disentanglement.md").write_text(md + "\n")

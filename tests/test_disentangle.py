@@ -173,6 +173,7 @@ def test_eval_of_an_alae_run_gives_w_and_z(alae_run, tmp_path, capsys):
     assert 0 <= result["codes"]["z"]["inversion_residual"] < 1
     from PIL import Image
     assert Image.open(tmp_path / "dis-w-traversals.png").size[1] == 5 * (64 + 2) + 2   # a row per factor
+    assert Image.open(tmp_path / "dis-reconstructions.png").size[1] == 2 * (64 + 2) + 2   # inputs over G(E(x))
 
 
 def test_eval_of_a_vae_run_uses_the_posterior_mean(vae_run, capsys):

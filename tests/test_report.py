@@ -29,6 +29,14 @@ def test_invert_F_finds_z_whose_image_is_w(tiny_model):
     assert torch.allclose(tiny_model.F(z), w, atol=0.1 * w.abs().max().item())
 
 
+def test_invert_F_leaves_no_code_in_a_poor_minimum(tiny_model):
+    """Every one of many codes is inverted, not only most: the worst residual is small too."""
+    w = tiny_model.F(torch.randn(300, 8, generator=torch.Generator().manual_seed(1))).detach()
+    z, residual = latent.invert_F(tiny_model, w)
+    worst = ((tiny_model.F(z) - w).pow(2).mean(1) / w.pow(2).mean()).max().item()
+    assert residual < 1e-3 and worst < 1e-2
+
+
 def test_figure_images_are_one_per_class_and_pairs_differ():
     from alae.data import mnist
     _, labels = mnist.load("test")

@@ -17,7 +17,7 @@ take one value among the images are left out. Beside the JSON go two figures per
 traversals (per factor, its most important code dimension by DCI, varied from the 2nd to
 the 98th percentile of the codes around the code of one held-out image) and the
 importance matrix as a heat map. The JSON also holds the mean squared pixel error of the
-reconstructions G(E(x)) of the same images.
+reconstructions G(E(x)) of the same images, and a figure shows the first of them.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ NUM = 10_000  # test images drawn
 FIT = 2000  # codes the supervised metrics fit on
 TRAVERSAL_STEPS = 9
 TRAVERSAL_LABEL_WIDTH = 100  # pixels: "orientation: w12"
+RECONSTRUCTED = 12  # test images in the reconstruction figure
 KIND_NAMES = {"alae": "ALAE", "ae": "AE", "vae": "beta-VAE"}
 
 
@@ -203,8 +204,12 @@ def importance_plot(name: str, r: dict, factor_names: list[str], out: Path) -> N
 
 
 def draw(result: dict, model: ALAE, codes: dict[str, np.ndarray], prefix: Path) -> list[Path]:
-    """Per code, `PREFIX-CODE-traversals.png` and `PREFIX-CODE-importance.png`; returns the files."""
-    paths = []
+    """`PREFIX-reconstructions.png` (the first test images over G(E(x))) and, per code,
+    `PREFIX-CODE-traversals.png` and `PREFIX-CODE-importance.png`; returns the files."""
+    images = labelled_test_images(result["dataset"], model.resolution, RECONSTRUCTED)[0]
+    paths = [prefix.with_name(f"{prefix.name}-reconstructions.png")]
+    with torch.no_grad():
+        figures.reconstructions(model, torch.from_numpy(images).float() / 255).save(paths[-1])
     for name, r in result["codes"].items():
         importance = np.array(r["dci"]["importance"])
         paths.append(prefix.with_name(f"{prefix.name}-{name}-traversals.png"))

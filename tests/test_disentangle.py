@@ -117,8 +117,9 @@ def test_factor_vae_score_of_the_factors_is_one_of_noise_near_chance(factors):
     assert score(rng.normal(size=s.shape))["score"] < 0.35           # 5 factors: chance 0.2, a little more by the vote
     rotated = score(s @ np.linalg.qr(rng.normal(size=(5, 5)))[0])["score"]
     assert rotated < 0.9
-    collapsed = np.concatenate([s, 0.01 * rng.normal(size=(len(s), 2))], axis=1)  # two dimensions of variance 1e-4
+    collapsed = np.concatenate([s, 0.01 * rng.normal(size=(len(s), 2))], axis=1)  # two dimensions of std 0.01
     assert score(collapsed)["active_dims"] == 5
+    assert score(0.1 * s) == {"score": 1.0, "train_accuracy": 1.0, "active_dims": 5}  # std 0.1: kept, as disentanglement_lib
     assert score(np.zeros_like(s))["score"] == 0.0
 
 

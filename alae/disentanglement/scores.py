@@ -137,7 +137,7 @@ def probe(codes: np.ndarray, factors: np.ndarray, codes_test: np.ndarray, factor
 FACTOR_VAE_BATCH = 64       # observations per vote, with one factor fixed
 FACTOR_VAE_TRAIN = 10_000   # votes the majority-vote classifier is fitted on
 FACTOR_VAE_EVAL = 5_000     # votes it is scored on
-FACTOR_VAE_PRUNE = 0.05     # code dimensions of lower variance (over all codes) are collapsed, left out
+FACTOR_VAE_PRUNE = 0.05     # code dimensions of lower standard deviation (over all codes) are collapsed, left out
 
 
 def factor_vae(codes: np.ndarray, factors: np.ndarray, rng: np.random.Generator,
@@ -148,13 +148,14 @@ def factor_vae(codes: np.ndarray, factors: np.ndarray, rng: np.random.Generator,
     at that value, divide each code dimension's variance over the batch by its variance over all
     codes, and vote (k, the active dimension of lowest normalised variance). The classifier maps
     each dimension to the factor that most of its training votes name (majority vote); the score
-    is its accuracy on the evaluation votes. Dimensions whose variance over all codes is below
-    FACTOR_VAE_PRUNE are left out (none left: score 0). disentanglement_lib draws each batch afresh
+    is its accuracy on the evaluation votes. Dimensions whose standard deviation over all codes is
+    below FACTOR_VAE_PRUNE are left out (none left: score 0), as disentanglement_lib's `prune_dims`
+    with the threshold of its study (it compares the square root of the variance). disentanglement_lib draws each batch afresh
     from the factor grid; here it is drawn, with replacement, from the observations given, whose
     other factors vary as they do among them.
     """
     variance = codes.var(axis=0, ddof=1)
-    active = variance > FACTOR_VAE_PRUNE
+    active = np.sqrt(variance) >= FACTOR_VAE_PRUNE
     if not active.any():
         return {"score": 0.0, "train_accuracy": 0.0, "active_dims": 0}
     rows_of = [{v: np.flatnonzero(factors[:, k] == v) for v in np.unique(factors[:, k])}

@@ -46,8 +46,8 @@ def invert_F(model: ALAE, w: torch.Tensor, steps: int = 1000, lr: float = 0.05,
 def nearest_draw(model: ALAE, w: torch.Tensor, pool: int, chunk: int = 1000) -> torch.Tensor:
     """Per row of w, the z among `pool` draws (a fixed seed) whose F(z) is nearest to it."""
     draws = torch.randn(pool, w.shape[-1], generator=torch.Generator().manual_seed(0)).to(w.device)
-    images = model.F(draws)
-    nearest = torch.cat([torch.cdist(part, images).argmin(1) for part in w.split(chunk)])
+    drawn_w = model.F(draws)
+    nearest = torch.cat([torch.cdist(part, drawn_w).argmin(1) for part in w.split(chunk)])
     return draws[nearest].clone()
 
 

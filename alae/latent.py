@@ -48,7 +48,7 @@ def nearest_draw(model: ALAE, w: torch.Tensor, pool: int, chunk: int = 1000) -> 
     draws = torch.randn(pool, w.shape[-1], generator=torch.Generator().manual_seed(0)).to(w.device)
     drawn_w = model.F(draws)
     nearest = torch.cat([torch.cdist(part, drawn_w).argmin(1) for part in w.split(chunk)])
-    return draws[nearest].clone()
+    return draws[nearest]  # indexing by a tensor copies
 
 
 def lerp_rows(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:

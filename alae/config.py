@@ -45,7 +45,8 @@ class ModelConfig:
     d_lrmul: float = 0.1        # learning-rate multiplier of D's layers
     d_nonlinear: bool = True    # leaky ReLU between D's layers; false: D linear in w (reference code)
     ae_loss: str = "l2"         # pixel loss of the "ae" baseline: "l1" or "l2"
-    vae_beta: float = 1.0       # weight of the KL term of the "vae" kind (beta; 1 is the plain VAE)
+    vae_beta: float = 1.0       # weight of the KL term of the "vae" kind (beta; 1 is the plain VAE), until
+                                # train.vae_beta_late_kimg
 
     @property
     def levels(self) -> int:
@@ -76,6 +77,9 @@ class TrainConfig:
     ae_trains_F: bool = False   # let step 3 also update F, as the reference code does
     d_zero_grad_step: bool = False  # step 3 also steps D's Adam on a zero gradient, as the reference code
                                 # (PyTorch 1.x zero_grad): D's second moment decays twice per iteration
+    vae_beta_late_kimg: float = 0.0  # beta-VAE: from this many kimg on, the KL weight is train.vae_beta_late
+                                # instead of model.vae_beta (alae/schedule.py); 0: model.vae_beta throughout
+    vae_beta_late: float = 1.0  # beta-VAE: the KL weight from train.vae_beta_late_kimg on
     ema_kimg: float = 10.0      # EMA half-life in kimg: beta = 0.5 ** (batch / (1000 * ema_kimg))
     seed: int = 0               # seeds weights, data order and every noise input
     log_kimg: float = 6.0       # one line of stats.jsonl per this many kimg
@@ -224,8 +228,12 @@ def validate(cfg: Config) -> Config:
     if cfg.model.f_layers < 0 or (cfg.model.f_layers == 0 and cfg.model.net != "mlp"):
         raise UserError(f"config key model.f_layers: must be positive (0, F the identity, for the mlp net only), "
                         f"got {cfg.model.f_layers}")
-    if cfg.model.vae_beta < 0:
-        raise UserError(f"config key model.vae_beta: must be >= 0, got {cfg.model.vae_beta}")
+    for key, value in (("model.vae_beta", cfg.model.vae_beta), ("train.vae_beta_late", cfg.train.vae_beta_late),
+                       ("train.vae_beta_late_kimg", cfg.train.vae_beta_late_kimg)):
+        if value < 0:
+            raise UserError(f"config key {key}: must be >= 0, got {value}")
+    if cfg.train.vae_beta_late_kimg and cfg.model.kind != "vae":
+        raise UserError(f"config key train.vae_beta_late_kimg: a beta-VAE's schedule, and model.kind is {cfg.model.kind}")
     if cfg.model.net == "style":
         r = cfg.model.resolution
         if r < 4 or r > 1024 or r & (r - 1):

@@ -23,6 +23,12 @@ A level's length is counted one of two ways:
 Over the last fraction `lr_rampdown` of training the learning rate falls from its level's
 value to 0 along the mirrored ease, (1 + cos(pi * t)) / 2. Neither the paper nor its
 reference code ramps the rate down; bench/results.md has the A/B of it on MNIST.
+
+The beta-VAE's KL weight may fall once during training (`vae_beta`): model.vae_beta until
+`train.vae_beta_late_kimg`, `train.vae_beta_late` from there on. A high beta first makes the
+code's axes form along the factors that carry the most information (position); the lower
+beta after lets the next factor (scale) into a dimension of its own, with the axes already
+in place (bench/results.md).
 """
 
 from __future__ import annotations
@@ -108,6 +114,13 @@ def phase(cfg: Config, images_seen: int, dataset_size: int | None = None) -> Pha
         into_rampdown = min(max(images_seen - (t.kimg * 1000 - rampdown_images), 0) / rampdown_images, 1)
         lr *= 0.5 + 0.5 * math.cos(math.pi * into_rampdown)
     return Phase(level, blend, batch_size(cfg, level), lr)
+
+
+def vae_beta(cfg: Config, images_seen: int) -> float:
+    """The beta-VAE's KL weight (Higgins et al. 2017) after `images_seen` images (module docstring)."""
+    t = cfg.train
+    late = t.vae_beta_late_kimg and images_seen >= t.vae_beta_late_kimg * 1000
+    return t.vae_beta_late if late else cfg.model.vae_beta
 
 
 def growth_note(cfg: Config, images: int, dataset_size: int) -> str | None:

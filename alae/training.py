@@ -142,7 +142,8 @@ class Trainer:
                 stats |= ae_step(m, opt_ED, opt_FG, self.sample_z(n), t.ae_trains_F, self.autocast,
                                  t.d_zero_grad_step)
             elif self.cfg.model.kind == "vae":
-                stats = vae_step(m, self.optimizers["EG"], x, self.cfg.model.vae_beta, self.autocast)
+                stats = vae_step(m, self.optimizers["EG"], x, schedule.vae_beta(self.cfg, self.images_seen),
+                                 self.autocast)
             else:
                 stats = pixel_step(m, self.optimizers["EG"], x, self.cfg.model.ae_loss, self.autocast)
         self.update_ema(now.batch_size)

@@ -2,8 +2,9 @@
 each trained with `--seeds`, scored by `alae eval disentanglement`, in one table of mean ±
 std over the seeds.
 
-Each model is its preset (`shapes-alae`, `shapes-ae`, `shapes-vae` with `model.vae_beta`
-from `--betas`) trained at its preset's length into `--out/MODEL/sSEED`, evaluated with the
+Each model is its preset trained at its preset's length: `alae` (`shapes-alae`), `ae`
+(`shapes-ae`), `vae` (`shapes-vae`: beta 16, then 8 from 8,000 kimg) and `vae-bBETA` for each
+of `--betas` (`shapes-vae` with that beta throughout), into `--out/MODEL/sSEED`, evaluated with the
 defaults into that run's `disentanglement.json` and figures, and recorded in
 `--out/trials.json` (`alae.trials`): a recorded trial is skipped and a stopped training
 resumes from its newest checkpoint, so the command can be stopped and started again, and two
@@ -32,11 +33,24 @@ METRICS = {"MIG": ("mig", "mig"), "DCI D": ("dci", "disentanglement"), "DCI C": 
            "DCI I": ("dci", "informativeness"), "SAP": ("sap", "sap"), "FactorVAE": ("factor_vae", "score")}
 
 
-def models(betas: list[float]) -> dict[str, tuple[str, list[str]]]:
-    """Model name -> (preset, overrides)."""
-    named = {"alae": ("shapes-alae", []), "ae": ("shapes-ae", [])}
-    named |= {f"vae-b{b:g}": ("shapes-vae", [f"model.vae_beta={b:g}"]) for b in betas}
-    return named
+def models(betas: list[float]) -> list[str]:
+    """The model names: the three presets, and a beta-VAE of each constant beta."""
+    return ["alae", "ae", "vae", *(f"vae-b{b:g}" for b in betas)]
+
+
+def spec(name: str) -> tuple[str, list[str]]:
+    """A model name's preset and overrides (`vae-bBETA`: shapes-vae with that beta throughout)."""
+    beta = beta_of(name)
+    if beta is None:
+        return f"shapes-{name}", []
+    return "shapes-vae", [f"model.vae_beta={beta:g}", "train.vae_beta_late_kimg=0"]
+
+
+def beta_label(cfg: config.Config) -> str:
+    """A beta-VAE's KL weights as the table names them: `beta 16`, or `beta 16, then 8 from 8,000 kimg`."""
+    t = cfg.train
+    late = f", then {t.vae_beta_late:g} from {t.vae_beta_late_kimg:,.0f} kimg" if t.vae_beta_late_kimg else ""
+    return f"beta {cfg.model.vae_beta:g}{late}"
 
 
 def score(run: Run, cfg: config.Config) -> dict:
@@ -57,7 +71,7 @@ def rescore(trials: Trials, models: list[str], seeds: list[int]) -> None:
 
 
 def beta_of(name: str) -> float | None:
-    """The beta in a beta-VAE's model name (`vae-bBETA`, as `models` names it); None for the others."""
+    """The constant beta in a beta-VAE's model name (`vae-bBETA`, as `models` names it); None for the others."""
     return float(name.removeprefix("vae-b")) if name.startswith("vae-b") else None
 
 
@@ -83,16 +97,16 @@ def copy_figures(records: list[dict], folder: Path) -> None:
 
 def table(records: list[dict]) -> tuple[dict, str]:
     """The summary (row label -> cells, seeds, minutes) and its Markdown table, one row per model and code."""
-    rank = {kind: i for i, kind in enumerate(disentanglement.KIND_NAMES)}  # ALAE, AE, beta-VAEs by beta
+    rank = {kind: i for i, kind in enumerate(disentanglement.KIND_NAMES)}  # ALAE, AE, the preset's beta-VAE, by beta
     by_model = groups(records, lambda r: (r["variant"], r["kimg"]))
     summary = {}
     for (name, kimg), runs in sorted(by_model.items(), key=lambda item: (rank[item[1][0]["scores"]["kind"]],
                                                                          beta_of(item[0][0]) or 0, item[0][1])):
         scores = [r["scores"] for r in runs]
-        beta = beta_of(name)
         for code in scores[0]["codes"]:
             label = disentanglement.row_label(scores[0]["kind"], code)
-            label = label if beta is None else f"{label} (beta {beta:g})"
+            if scores[0]["kind"] == "vae":
+                label = f"{label} ({beta_label(config.load(*spec(name)))})"
             summary[f"{label}, {kimg:g} kimg"] = {
                 "seeds": [r["seed"] for r in runs], "cells": code_cells(scores, code),
                 "train_minutes": [r["scores"].get("run_train_seconds", r["train_seconds"]) / 60 for r in runs],
@@ -112,7 +126,7 @@ def main() -> None:
     parser.add_argument("--dataset", help="the folder made by `alae dataset make shapes` (needed to train)")
     parser.add_argument("--out", type=Path, default=Path("runs/dis"))
     parser.add_argument("--betas", type=float, nargs="+", default=[16.0, 8.0], help="the beta-VAEs' betas")
-    parser.add_argument("--models", nargs="+", help="of alae, ae, vae-bBETA (default: all)")
+    parser.add_argument("--models", nargs="+", help="of alae, ae, vae, vae-bBETA (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for every model, as for alae train (repeatable; use its own --out)")
@@ -132,8 +146,8 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(named)}")
         run_trials(trials, args.out, args.models or list(named), args.seeds,
-                   lambda name, seed: config.load(named[name][0], [*named[name][1], *args.set, f"train.seed={seed}",
-                                                                   f"data.dataset={args.dataset}"]),
+                   lambda name, seed: config.load(spec(name)[0], [*spec(name)[1], *args.set, f"train.seed={seed}",
+                                                                  f"data.dataset={args.dataset}"]),
                    score, extra={"overrides": args.set})
     records = list(trials.all().values())
     summary, md = table(records)

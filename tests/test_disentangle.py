@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from alae import config
+from alae import config, schedule, training
 from alae.cli import main
 from alae.data import packed
 from alae.disentanglement import scores as dm
@@ -258,6 +258,29 @@ def test_vae_config_values_are_checked():
         config.load("shapes-vae", ["model.vae_beta=-1"])
     with pytest.raises(UserError, match="style networks train as ALAE only"):
         config.load("mnist-style", ["model.kind=vae"])
+    with pytest.raises(UserError, match="train.vae_beta_late: must be >= 0"):
+        config.load("shapes-vae", ["train.vae_beta_late=-1"])
+    with pytest.raises(UserError, match="vae_beta_late_kimg: a beta-VAE's schedule, and model.kind is alae"):
+        config.load("shapes-alae", ["train.vae_beta_late_kimg=10"])
+
+
+def test_the_kl_weight_falls_once_at_its_kimg():
+    cfg = config.load("shapes-vae")
+    assert (cfg.model.vae_beta, cfg.train.vae_beta_late, cfg.train.vae_beta_late_kimg) == (16, 8, 8000)
+    assert [schedule.vae_beta(cfg, n) for n in (0, 7_999_999, 8_000_000, 12_000_000)] == [16, 16, 8, 8]
+    constant = config.load("shapes-vae", ["train.vae_beta_late_kimg=0"])
+    assert {schedule.vae_beta(constant, n) for n in (0, 8_000_000, 10**9)} == {16}
+
+
+def test_training_steps_with_the_scheduled_kl_weight(shapes_set, tmp_path, monkeypatch):
+    betas = []
+
+    def recording(model, opt, x, beta, autocast):
+        betas.append(beta)
+        return vae_step(model, opt, x, beta, autocast)
+    monkeypatch.setattr(training, "vae_step", recording)
+    train_tiny(tmp_path / "vae", "shapes-vae", shapes_set, "train.vae_beta_late_kimg=0.032", "train.vae_beta_late=2")
+    assert betas == [16, 16, 2, 2]   # batches of 16 images: the weight falls after the 32nd image
 
 
 def test_a_trained_vae_run_loads(vae_run):

@@ -125,7 +125,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", help="the folder made by `alae dataset make shapes` (needed to train)")
     parser.add_argument("--out", type=Path, default=Path("runs/dis"))
-    parser.add_argument("--betas", type=float, nargs="+", default=[16.0, 8.0], help="the beta-VAEs' betas")
+    parser.add_argument("--betas", type=float, nargs="+", default=[16.0, 8.0],
+                        help="a beta-VAE with each of these betas throughout (vae-bBETA)")
     parser.add_argument("--models", nargs="+", help="of alae, ae, vae, vae-bBETA (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

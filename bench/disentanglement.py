@@ -139,17 +139,18 @@ def main() -> None:
     named = models(args.betas)
     trials = Trials(args.out / "trials.json")
     if args.rescore:
-        rescore(trials, args.models or list(named), args.seeds)
+        rescore(trials, args.models or named, args.seeds)
     elif not args.table:
         if args.dataset is None:
             parser.error("--dataset is needed to train (or give --table)")
         unknown = [m for m in args.models or [] if m not in named]
         if unknown:
             parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(named)}")
-        run_trials(trials, args.out, args.models or list(named), args.seeds,
-                   lambda name, seed: config.load(spec(name)[0], [*spec(name)[1], *args.set, f"train.seed={seed}",
-                                                                  f"data.dataset={args.dataset}"]),
-                   score, extra={"overrides": args.set})
+        def trial_config(name: str, seed: int) -> config.Config:
+            preset, overrides = spec(name)
+            return config.load(preset, [*overrides, *args.set, f"train.seed={seed}", f"data.dataset={args.dataset}"])
+        run_trials(trials, args.out, args.models or named, args.seeds, trial_config, score,
+                   extra={"overrides": args.set})
     records = list(trials.all().values())
     summary, md = table(records)
     if args.figures:

@@ -24,21 +24,22 @@ PRESET_DIR = Path(__file__).parent / "configs"
 class ModelConfig:
     kind: str = "alae"          # "alae" (Algorithm 1), "ae" (pixel autoencoder baseline of Table 2) or
                                 # "vae" (beta-VAE with the same E and G: Higgins et al. 2017)
-    net: str = "mlp"            # network family of G and E: "mlp" (section 7.1) or "style" (section 5)
+    net: str = "mlp"            # network family of G and E: "mlp" (section 7.1), "conv" (disentanglement_lib's
+                                # convolutional E and G, alae/nets/conv.py) or "style" (section 5)
     latent_size: int = 50       # size of z and w
     resolution: int = 28        # image side in pixels, 4 to 1024 (style: a power of two)
     channels: int = 1           # 1 (grayscale) or 3 (RGB)
-    hidden: int = 1024          # width of the hidden layers of E and G (mlp)
-    e_out_slope: float = 0.2    # leaky ReLU slope after E's output layer (mlp; reference code 0.01)
-    g_slope: float = 0.2        # leaky ReLU slope after G's hidden layers (mlp; reference code 0.01)
-    g_out_slope: float = 1.0    # leaky ReLU slope after G's output layer (mlp; 1: linear, as paper and reference)
+    hidden: int = 1024          # width of the hidden layers of E and G (mlp), of their dense hidden layer (conv)
+    e_out_slope: float = 0.2    # leaky ReLU slope after E's output layer (mlp, conv; reference code 0.01)
+    g_slope: float = 0.2        # leaky ReLU slope after G's hidden layers (mlp, conv; reference code 0.01)
+    g_out_slope: float = 1.0    # leaky ReLU slope after G's output layer (mlp, conv; 1: linear, as paper and reference)
     start_ch: int = 64          # feature maps at the highest resolution (style)
     max_ch: int = 256           # cap on feature maps per level (style)
     style_mixing_prob: float = 0.9  # probability of mixing two w's in G's style inputs (style)
     truncation_psi: float = 0.7     # truncation toward the average w for figures (style)
     truncation_cutoff: int = 8      # truncation applies to the first this many style inputs (style)
     w_avg_beta: float = 0.995       # EMA factor of the average w used by truncation (style)
-    f_layers: int = 6           # depth of the mapping F; 0: F is the identity, w = z (mlp)
+    f_layers: int = 6           # depth of the mapping F; 0: F is the identity, w = z (mlp, conv)
     d_layers: int = 3           # depth of the discriminator head D
     fd_width: int = 0           # width of F and D hidden layers; 0 means latent_size
     f_lrmul: float = 0.1        # learning-rate multiplier of F's layers
@@ -121,7 +122,7 @@ class Config:
 
 CHOICES = {
     ("model", "kind"): ("alae", "ae", "vae"),
-    ("model", "net"): ("mlp", "style"),
+    ("model", "net"): ("mlp", "conv", "style"),
     ("model", "ae_loss"): ("l1", "l2"),
     ("model", "channels"): (1, 3),
     ("train", "precision"): ("fp32", "bf16"),
@@ -225,8 +226,11 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"config key train.device: {cfg.train.device!r} is not auto, cpu, cuda or cuda:N")
     if cfg.model.net == "mlp" and not 4 <= cfg.model.resolution <= 1024:
         raise UserError(f"config key model.resolution: must lie from 4 to 1024, got {cfg.model.resolution}")
-    if cfg.model.f_layers < 0 or (cfg.model.f_layers == 0 and cfg.model.net != "mlp"):
-        raise UserError(f"config key model.f_layers: must be positive (0, F the identity, for the mlp net only), "
+    if cfg.model.net == "conv" and (cfg.model.resolution % 16 or not 16 <= cfg.model.resolution <= 1024):
+        raise UserError(f"config key model.resolution: a multiple of 16 from 16 to 1024 for the conv net, "
+                        f"got {cfg.model.resolution}")
+    if cfg.model.f_layers < 0 or (cfg.model.f_layers == 0 and cfg.model.net == "style"):
+        raise UserError(f"config key model.f_layers: must be positive (0, F the identity, for the mlp and conv nets), "
                         f"got {cfg.model.f_layers}")
     for key, value in (("model.vae_beta", cfg.model.vae_beta), ("train.vae_beta_late", cfg.train.vae_beta_late),
                        ("train.vae_beta_late_kimg", cfg.train.vae_beta_late_kimg)):

@@ -19,10 +19,11 @@ from torch import nn
 from . import checkpoint, dist, draws, images, latent
 from .config import ModelConfig
 from .errors import UserError
-from .nets import mlp, style
+from .nets import conv, mlp, style
 from .nn import downsample_to
 
 INFERENCE_BATCH = 1024
+FAMILIES = {"mlp": mlp, "conv": conv}  # the E and G of one image size (section 7.1; disentanglement_lib's)
 WEIGHTS = {"ema": "ema.", "live": "model."}  # which networks `load` gives: the moving average, or the trained ones
 
 
@@ -35,11 +36,12 @@ class ALAE(nn.Module):
         super().__init__()
         self.cfg = copy.deepcopy(cfg)
         width = cfg.fd_width or cfg.latent_size
-        if cfg.net == "mlp":
+        if cfg.net in FAMILIES:
+            family = FAMILIES[cfg.net]
             code = 2 * cfg.latent_size if cfg.kind == "vae" else cfg.latent_size  # a VAE's E: mean, log-variance
-            self.E = mlp.EncoderE(code, cfg.hidden, cfg.e_out_slope, cfg.resolution, cfg.channels)
-            self.G = mlp.GeneratorG(cfg.latent_size, cfg.hidden, cfg.g_slope, cfg.resolution, cfg.channels,
-                                    cfg.g_out_slope)
+            self.E = family.EncoderE(code, cfg.hidden, cfg.e_out_slope, cfg.resolution, cfg.channels)
+            self.G = family.GeneratorG(cfg.latent_size, cfg.hidden, cfg.g_slope, cfg.resolution, cfg.channels,
+                                       cfg.g_out_slope)
         else:
             self.E = style.EncoderE(cfg.levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)
             self.G = style.GeneratorG(cfg.levels, cfg.latent_size, cfg.start_ch, cfg.max_ch, cfg.channels)

@@ -18,7 +18,7 @@ import torch  # noqa: E402
 
 from alae import config  # noqa: E402
 from alae.model import ALAE  # noqa: E402
-from tests.helpers import TINY, TINY_STYLE, set_args  # noqa: E402
+from tests.helpers import SMALL, TINY, TINY_STYLE, set_args  # noqa: E402
 
 
 @pytest.fixture
@@ -93,3 +93,12 @@ def trained_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("trained") / "run"
     train(config.load("mnist-mlp", TINY + ["train.kimg=0.064"]), run, progress=False)
     return run
+
+
+@pytest.fixture(scope="session")
+def shapes_set(tmp_path_factory):
+    """The shapes factor dataset at 32x32 cut to 72 images, half of them held out."""
+    from alae.data import packed
+    out = tmp_path_factory.mktemp("dis") / "shapes"
+    packed.make("shapes", out, 32, test_fraction=0.5, keep=SMALL)
+    return out

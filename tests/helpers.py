@@ -155,3 +155,10 @@ def pixels(data_url):
     """A PNG data URL -> uint8 array [H, W]."""
     assert data_url.startswith("data:image/png;base64,")
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
+
+
+def train_tiny(out: Path, preset: str, dataset: Path, *extra: str) -> Path:
+    """Train `preset` at the TINY sizes on `dataset` for 64 images through the CLI; returns the run."""
+    sets = set_args(*TINY, f"data.dataset={dataset}", "train.threads=1", *extra)
+    assert main(["train", "--config", preset, str(out), "--kimg", "0.064", "--quiet", *sets]) == 0
+    return out

@@ -14,7 +14,7 @@ from alae.data import packed
 from alae.disentanglement import scores as dm
 from alae.losses import vae_step
 from alae.model import ALAE, load
-from tests.helpers import SMALL, TINY, set_args
+from tests.helpers import SMALL, TINY, train_tiny
 
 SIZES = [2, 3, 3, 4, 4]   # values per factor of the synthetic codes (few classes: fewer boosted trees)
 
@@ -132,19 +132,6 @@ def test_sap_of_binary_factors_is_the_accuracy_gap():
 
 
 # -- alae eval disentanglement ----------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def shapes_set(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dis") / "shapes"
-    packed.make("shapes", out, 32, test_fraction=0.5, keep=SMALL)   # 72 images, 36 held out
-    return out
-
-
-def train_tiny(out, preset: str, dataset, *extra: str):
-    sets = set_args(*TINY, f"data.dataset={dataset}", "train.threads=1", *extra)
-    assert main(["train", "--config", preset, str(out), "--kimg", "0.064", "--quiet", *sets]) == 0
-    return out
-
 
 @pytest.fixture(scope="module")
 def alae_run(shapes_set, tmp_path_factory):

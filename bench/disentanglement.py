@@ -4,7 +4,9 @@ std over the seeds.
 
 Each model is its preset trained at its preset's length: `alae` (`shapes-alae`), `ae`
 (`shapes-ae`), `vae` (`shapes-vae`: beta 16, then 8 from 8,000 kimg) and `vae-bBETA` for each
-of `--betas` (`shapes-vae` with that beta throughout), into `--out/MODEL/sSEED`, evaluated with the
+of `--betas` (`shapes-vae` with that beta throughout); with `--net conv` the same models of
+disentanglement_lib's convolutional E and G, `conv-alae` (`shapes-conv-alae`), `conv-ae`,
+`conv-vae` and `conv-vae-bBETA`. Each trains into `--out/MODEL/sSEED`, is evaluated with the
 defaults into that run's `disentanglement.json` and figures, and recorded in
 `--out/trials.json` (`alae.trials`): a recorded trial is skipped and a stopped training
 resumes from its newest checkpoint, so the command can be stopped and started again, and two
@@ -16,6 +18,7 @@ there as `shapes-MODEL-sSEED-*.png`. `--rescore` scores the recorded trials of `
 `--seeds` again without training (after a change in the evaluation).
 
     python bench/disentanglement.py --dataset runs/shapes32 --out runs/dis
+    python bench/disentanglement.py --dataset runs/shapes32 --out runs/dis-conv --net conv
 """
 
 import argparse
@@ -31,19 +34,26 @@ from alae.trials import Trials, cell, groups, run_trials
 
 METRICS = {"MIG": ("mig", "mig"), "DCI D": ("dci", "disentanglement"), "DCI C": ("dci", "completeness"),
            "DCI I": ("dci", "informativeness"), "SAP": ("sap", "sap"), "FactorVAE": ("factor_vae", "score")}
+NETS = {"mlp": "", "conv": "conv-"}  # each network family's prefix of the model names (conv-alae: shapes-conv-alae)
 
 
-def models(betas: list[float]) -> list[str]:
-    """The model names: the three presets, and a beta-VAE of each constant beta."""
-    return ["alae", "ae", "vae", *(f"vae-b{b:g}" for b in betas)]
+def models(betas: list[float], net: str = "mlp") -> list[str]:
+    """The model names of a network family: its three presets, and a beta-VAE of each constant beta."""
+    return [NETS[net] + name for name in ("alae", "ae", "vae", *(f"vae-b{b:g}" for b in betas))]
+
+
+def split(name: str) -> tuple[str, str]:
+    """A model name's family prefix (`conv-` or none) and the rest (`alae`, `ae`, `vae`, `vae-bBETA`)."""
+    prefix = NETS["conv"] if name.startswith(NETS["conv"]) else NETS["mlp"]
+    return prefix, name.removeprefix(prefix)
 
 
 def spec(name: str) -> tuple[str, list[str]]:
-    """A model name's preset and overrides (`vae-bBETA`: shapes-vae with that beta throughout)."""
+    """A model name's preset and overrides (`vae-bBETA`: shapes-vae, or shapes-conv-vae, with that beta throughout)."""
     beta = beta_of(name)
     if beta is None:
         return f"shapes-{name}", []
-    return "shapes-vae", [f"model.vae_beta={beta:g}", "train.vae_beta_late_kimg=0"]
+    return f"shapes-{split(name)[0]}vae", [f"model.vae_beta={beta:g}", "train.vae_beta_late_kimg=0"]
 
 
 def beta_label(cfg: config.Config) -> str:
@@ -72,7 +82,8 @@ def rescore(trials: Trials, models: list[str], seeds: list[int]) -> None:
 
 def beta_of(name: str) -> float | None:
     """The constant beta in a beta-VAE's model name (`vae-bBETA`, as `models` names it); None for the others."""
-    return float(name.removeprefix("vae-b")) if name.startswith("vae-b") else None
+    rest = split(name)[1]
+    return float(rest.removeprefix("vae-b")) if rest.startswith("vae-b") else None
 
 
 def code_cells(runs: list[dict], code: str) -> dict[str, str]:
@@ -100,13 +111,15 @@ def table(records: list[dict]) -> tuple[dict, str]:
     rank = {kind: i for i, kind in enumerate(disentanglement.KIND_NAMES)}  # ALAE, AE, the preset's beta-VAE, by beta
     by_model = groups(records, lambda r: (r["variant"], r["kimg"]))
     summary = {}
-    for (name, kimg), runs in sorted(by_model.items(), key=lambda item: (rank[item[1][0]["scores"]["kind"]],
+    for (name, kimg), runs in sorted(by_model.items(), key=lambda item: (split(item[0][0])[0], rank[item[1][0]["scores"]["kind"]],
                                                                          beta_of(item[0][0]) or 0, item[0][1])):
         scores = [r["scores"] for r in runs]
         for code in scores[0]["codes"]:
             label = disentanglement.row_label(scores[0]["kind"], code)
             if scores[0]["kind"] == "vae":
                 label = f"{label} ({beta_label(config.load(*spec(name)))})"
+            if split(name)[0]:
+                label = f"{label}, conv E and G"
             summary[f"{label}, {kimg:g} kimg"] = {
                 "seeds": [r["seed"] for r in runs], "cells": code_cells(scores, code),
                 "train_minutes": [r["scores"].get("run_train_seconds", r["train_seconds"]) / 60 for r in runs],
@@ -127,7 +140,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/dis"))
     parser.add_argument("--betas", type=float, nargs="+", default=[16.0, 8.0],
                         help="a beta-VAE with each of these betas throughout (vae-bBETA)")
-    parser.add_argument("--models", nargs="+", help="of alae, ae, vae, vae-bBETA (default: all)")
+    parser.add_argument("--net", choices=list(NETS), default="mlp",
+                        help="the network family: mlp (shapes-alae, ...) or conv (shapes-conv-alae, ...)")
+    parser.add_argument("--models", nargs="+", help="of alae, ae, vae, vae-bBETA, each with conv- for --net conv "
+                                                    "(default: all of --net)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for every model, as for alae train (repeatable; use its own --out)")
@@ -136,7 +152,7 @@ def main() -> None:
     parser.add_argument("--rescore", action="store_true",
                         help="score the recorded trials of --models and --seeds again, training nothing")
     args = parser.parse_args()
-    named = models(args.betas)
+    named = models(args.betas, args.net)
     trials = Trials(args.out / "trials.json")
     if args.rescore:
         rescore(trials, args.models or named, args.seeds)

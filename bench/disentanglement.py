@@ -2,11 +2,12 @@
 each trained with `--seeds`, scored by `alae eval disentanglement`, in one table of mean ±
 std over the seeds.
 
-Each model is its preset trained at its preset's length: `alae` (`shapes-alae`), `ae`
-(`shapes-ae`), `vae` (`shapes-vae`: beta 16, then 8 from 8,000 kimg) and `vae-bBETA` for each
-of `--betas` (`shapes-vae` with that beta throughout); with `--net conv` the same models of
-disentanglement_lib's convolutional E and G, `conv-alae` (`shapes-conv-alae`), `conv-ae`,
-`conv-vae` and `conv-vae-bBETA`. Each trains into `--out/MODEL/sSEED`, is evaluated with the
+Each model is its preset trained at its preset's length. `--net conv` (the default):
+disentanglement_lib's convolutional E and G, `conv-alae` (`shapes-conv-alae`), `conv-ae`
+(`shapes-conv-ae`), `conv-vae` (`shapes-conv-vae`: beta 16, then 8 from 2,000 kimg) and
+`conv-vae-bBETA` for each of `--betas` (`shapes-conv-vae` with that beta throughout); `--net
+mlp`: the same models of the MLP E and G of section 7.1, `alae` (`shapes-alae`), `ae`, `vae`
+and `vae-bBETA`. Each trains into `--out/MODEL/sSEED`, is evaluated with the
 defaults into that run's `disentanglement.json` and figures, and recorded in
 `--out/trials.json` (`alae.trials`): a recorded trial is skipped and a stopped training
 resumes from its newest checkpoint, so the command can be stopped and started again, and two
@@ -17,8 +18,8 @@ and `--out/disentanglement.json`; `--figures DIR` also copies every recorded run
 there as `shapes-MODEL-sSEED-*.png`. `--rescore` scores the recorded trials of `--models` and
 `--seeds` again without training (after a change in the evaluation).
 
-    python bench/disentanglement.py --dataset runs/shapes32 --out runs/dis
-    python bench/disentanglement.py --dataset runs/shapes32 --out runs/dis-conv --net conv
+    python bench/disentanglement.py --dataset runs/shapes32               # into runs/dis-conv
+    python bench/disentanglement.py --dataset runs/shapes32 --net mlp     # into runs/dis-mlp
 """
 
 import argparse
@@ -137,13 +138,13 @@ def table(records: list[dict]) -> tuple[dict, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", help="the folder made by `alae dataset make shapes` (needed to train)")
-    parser.add_argument("--out", type=Path, default=Path("runs/dis"))
+    parser.add_argument("--out", type=Path, help="the trials' folder (default runs/dis-NET)")
     parser.add_argument("--betas", type=float, nargs="+", default=[16.0, 8.0],
                         help="a beta-VAE with each of these betas throughout (vae-bBETA)")
-    parser.add_argument("--net", choices=list(NETS), default="mlp",
-                        help="the network family: mlp (shapes-alae, ...) or conv (shapes-conv-alae, ...)")
-    parser.add_argument("--models", nargs="+", help="of alae, ae, vae, vae-bBETA, each with conv- for --net conv "
-                                                    "(default: all of --net)")
+    parser.add_argument("--net", choices=list(NETS), default="conv",
+                        help="the network family: conv (shapes-conv-alae, ...) or mlp (shapes-alae, ...)")
+    parser.add_argument("--models", nargs="+", help="of conv-alae, conv-ae, conv-vae, conv-vae-bBETA (--net conv); "
+                                                    "of alae, ae, vae, vae-bBETA (--net mlp); default: all of --net")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for every model, as for alae train (repeatable; use its own --out)")
@@ -152,6 +153,7 @@ def main() -> None:
     parser.add_argument("--rescore", action="store_true",
                         help="score the recorded trials of --models and --seeds again, training nothing")
     args = parser.parse_args()
+    args.out = args.out or Path(f"runs/dis-{args.net}")
     named = models(args.betas, args.net)
     trials = Trials(args.out / "trials.json")
     if args.rescore:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from alae.trials import Trials
-from tests.helpers import ROOT
+from tests.helpers import ROOT, train_tiny
 
 FACTORS = ["shape", "scale", "orientation", "x", "y"]
 
@@ -58,3 +58,13 @@ def test_conv_models_train_their_own_presets_and_are_named_so_after_the_mlp_rows
     assert bench.models([16], "conv") == ["conv-alae", "conv-ae", "conv-vae", "conv-vae-b16"]
     assert bench.spec("conv-vae-b8") == ("shapes-conv-vae", ["model.vae_beta=8", "train.vae_beta_late_kimg=0"])
     assert bench.spec("conv-alae") == ("shapes-conv-alae", []) and bench.spec("vae-b4")[0] == "shapes-vae"
+
+
+def test_the_curve_scores_every_kept_checkpoint(shapes_set, tmp_path):
+    run = train_tiny(tmp_path / "vae", "shapes-conv-vae", shapes_set, "train.checkpoint_kimg=0.032")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "disentanglement_curve.py"), str(run), "--num", "36"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "| run | kimg | pixel MSE | MIG | " + " | ".join(f"MIG {n}" for n in FACTORS) + " |"
+    assert [line.split(" | ")[1] for line in lines[2:]] == ["0.032", "0.064"]

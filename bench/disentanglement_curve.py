@@ -21,7 +21,8 @@ from alae.run import Run
 
 def curve(run: Run, num: int) -> tuple[list[str], list[tuple[str, float, dict]]]:
     """(the factors' names, (kimg, pixel MSE, MIG result) per kept checkpoint of `run`, oldest first)."""
-    images, factors, table = evaluate.labelled_test_images(run.config().data.dataset, run.config().model.resolution, num)
+    cfg = run.config()
+    images, factors, table = evaluate.labelled_test_images(cfg.data.dataset, cfg.model.resolution, num)
     x = torch.from_numpy(images)
     rows = []
     for path in run.checkpoints():

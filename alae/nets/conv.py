@@ -47,13 +47,10 @@ class EqualConv(nn.Module):
         return op(x, self.weight * self.weight_scale, self.bias, stride=STRIDE, padding=1)
 
 
-def check_resolution(resolution: int, channels: int, x: torch.Tensor | None = None) -> None:
-    """A one-line error unless the side is a multiple of 16 (and x is [N, channels, side, side])."""
+def check_resolution(resolution: int) -> None:
+    """A one-line error unless the side is a multiple of 16 (four halvings to whole maps)."""
     if resolution < DOWNSAMPLING or resolution % DOWNSAMPLING:
         raise UserError(f"the conv networks take images whose side is a multiple of {DOWNSAMPLING}, got {resolution}")
-    if x is not None and tuple(x.shape[1:]) != (channels, resolution, resolution):
-        raise UserError(f"the conv encoder takes {resolution}x{resolution} images with {channels} channel(s), "
-                        f"got shape {list(x.shape[1:])}")
 
 
 class EncoderE(nn.Module):
@@ -61,7 +58,7 @@ class EncoderE(nn.Module):
 
     def __init__(self, latent_size: int, hidden: int, out_slope: float, resolution: int = 32, channels: int = 1):
         super().__init__()
-        check_resolution(resolution, channels)
+        check_resolution(resolution)
         self.resolution, self.channels = resolution, channels
         sizes = (channels, *MAPS)
         self.convs = nn.ModuleList(EqualConv(a, b, transposed=False) for a, b in zip(sizes[:-1], sizes[1:]))
@@ -69,7 +66,10 @@ class EncoderE(nn.Module):
         self.mlp = MLP([MAPS[-1] * side * side, hidden, latent_size], last_slope=out_slope)
 
     def maps(self, x: torch.Tensor) -> torch.Tensor:
-        check_resolution(self.resolution, self.channels, x)
+        """Images [N, C, R, R] -> the last convolution's maps, flattened; other shapes are refused."""
+        if tuple(x.shape[1:]) != (self.channels, self.resolution, self.resolution):
+            raise UserError(f"the conv encoder takes {self.resolution}x{self.resolution} images with {self.channels} "
+                            f"channel(s), got shape {list(x.shape[1:])}")
         for conv in self.convs:
             x = nnf.leaky_relu(conv(x), LRELU_SLOPE)
         return x.flatten(1)
@@ -88,7 +88,7 @@ class GeneratorG(nn.Module):
     def __init__(self, latent_size: int, hidden: int, hidden_slope: float, resolution: int = 32, channels: int = 1,
                  out_slope: float = 1.0):
         super().__init__()
-        check_resolution(resolution, channels)
+        check_resolution(resolution)
         self.resolution, self.channels = resolution, channels
         self.side = resolution // DOWNSAMPLING
         self.mlp = MLP([latent_size, hidden, MAPS[-1] * self.side * self.side], hidden_slope=hidden_slope,
